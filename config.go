@@ -1,0 +1,193 @@
+package wmprom
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"regexp"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// ErrInvalidConfig is wrapped by every error New returns for a bad option,
+// so callers can tell configuration mistakes from registry conflicts.
+var ErrInvalidConfig = errors.New("wmprom: invalid configuration")
+
+// Option configures a Metrics; pass options to New.
+type Option func(*config)
+
+// Defaults, all in one place. The buckets are FastStream's, so that
+// dashboards built for Python services read the same boundaries.
+const (
+	defaultPrefix            = "faststream"
+	defaultMaxExceptionTypes = 50
+)
+
+func defaultSizeBuckets() []float64 {
+	b := make([]float64, 0, 11)
+	for exp := 4; exp <= 24; exp += 2 {
+		b = append(b, math.Pow(2, float64(exp)))
+	}
+	return b
+}
+
+func defaultDurationBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
+}
+
+type config struct {
+	prefix            string
+	appName           *string // nil: the prefix, as FastStream does
+	broker            *string // nil: detected per subscriber and publisher
+	sizeBuckets       []float64
+	durationBuckets   []float64
+	custom            []customLabel
+	errorType         func(error) string
+	maxExceptionTypes int
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		prefix:            defaultPrefix,
+		sizeBuckets:       defaultSizeBuckets(),
+		durationBuckets:   defaultDurationBuckets(),
+		maxExceptionTypes: defaultMaxExceptionTypes,
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(c)
+		}
+	}
+	return c
+}
+
+// WithAppName sets the app_name label of every series. The default is the
+// metric prefix ("faststream"), as in FastStream.
+func WithAppName(name string) Option {
+	return func(c *config) { c.appName = &name }
+}
+
+// WithPrefix sets the prefix of the nine metric names (default
+// "faststream"). Dashboard 22130 asks for it in its metrics_prefix box.
+func WithPrefix(prefix string) Option {
+	return func(c *config) { c.prefix = prefix }
+}
+
+// WithBroker sets the broker label instead of detecting it from the type
+// of each subscriber and publisher.
+func WithBroker(name string) Option {
+	return func(c *config) { c.broker = &name }
+}
+
+// WithReceivedSizeBuckets sets the upper bounds, in bytes, of the received
+// message size histogram. The default is 2^4, 2^6, ... 2^24.
+func WithReceivedSizeBuckets(buckets []float64) Option {
+	return func(c *config) { c.sizeBuckets = append([]float64(nil), buckets...) }
+}
+
+// WithDurationBuckets sets the upper bounds, in seconds, of both duration
+// histograms. The default is FastStream's: .005 .01 .025 .05 .075 .1 .25
+// .5 .75 1 2.5 5 7.5 10.
+func WithDurationBuckets(buckets []float64) Option {
+	return func(c *config) { c.durationBuckets = append([]float64(nil), buckets...) }
+}
+
+// WithLabel adds a label with a fixed value to all nine families, after
+// the built-in labels and in the order the options are given.
+func WithLabel(name, value string) Option {
+	return func(c *config) { c.custom = append(c.custom, customLabel{name: name, value: value}) }
+}
+
+// WithLabelFunc adds a label to all nine families whose value fn computes
+// from each consumed or published message (for a batch publish, from its
+// first message). An empty result is recorded as "unknown". Every distinct
+// value makes new series: keep the set of values small.
+func WithLabelFunc(name string, fn func(*message.Message) string) Option {
+	return func(c *config) { c.custom = append(c.custom, customLabel{name: name, fn: fn, dynamic: true}) }
+}
+
+// WithErrorType replaces the classifier that turns an error into the
+// exception_type label; nil keeps the default. An empty result falls back
+// to the default classifier. Whatever it returns, at most WithMaxExceptionTypes distinct
+// values are kept per family.
+func WithErrorType(fn func(error) string) Option {
+	return func(c *config) { c.errorType = fn }
+}
+
+// WithMaxExceptionTypes bounds the distinct exception_type values each
+// exceptions family records (default 50); later types are counted as
+// "other", so an unexpected error cannot explode the number of series.
+func WithMaxExceptionTypes(n int) Option {
+	return func(c *config) { c.maxExceptionTypes = n }
+}
+
+var (
+	metricPrefixRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
+	labelNameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
+)
+
+// validate reports every problem at once, so a service fails its start
+// with the whole list instead of one mistake per deploy.
+func (c *config) validate() error {
+	var errs []error
+	bad := func(format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
+	}
+	if !metricPrefixRE.MatchString(c.prefix) {
+		bad("prefix %q is not a valid metric name prefix", c.prefix)
+	}
+	if c.appName != nil && *c.appName == "" {
+		bad("app name is empty")
+	}
+	if c.broker != nil && *c.broker == "" {
+		bad("broker name is empty")
+	}
+	if err := checkBuckets(c.sizeBuckets); err != nil {
+		bad("received size buckets: %v", err)
+	}
+	if err := checkBuckets(c.durationBuckets); err != nil {
+		bad("duration buckets: %v", err)
+	}
+	if c.maxExceptionTypes < 1 {
+		bad("max exception types is %d, want at least 1", c.maxExceptionTypes)
+	}
+	seen := map[string]bool{}
+	for _, l := range c.custom {
+		switch {
+		case !labelNameRE.MatchString(l.name) || len(l.name) > 1 && l.name[:2] == "__":
+			bad("label name %q is not valid", l.name)
+		case builtinLabels[l.name]:
+			bad("label %q clashes with a built-in label", l.name)
+		case seen[l.name]:
+			bad("label %q is given twice", l.name)
+		case l.dynamic && l.fn == nil:
+			bad("label %q has a nil function", l.name)
+		case !l.dynamic && l.value == "":
+			bad("label %q has an empty value", l.name)
+		}
+		seen[l.name] = true
+	}
+	return errors.Join(errs...)
+}
+
+func checkBuckets(b []float64) error {
+	if len(b) == 0 {
+		return errors.New("no buckets")
+	}
+	for i := range b {
+		if math.IsNaN(b[i]) {
+			return errors.New("a bucket is NaN")
+		}
+		if i > 0 && b[i] <= b[i-1] {
+			return fmt.Errorf("not strictly increasing at %v after %v", b[i], b[i-1])
+		}
+	}
+	return nil
+}
+
+func (c *config) appNameValue() string {
+	if c.appName != nil {
+		return *c.appName
+	}
+	return c.prefix
+}

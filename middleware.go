@@ -1,0 +1,70 @@
+package wmprom
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Middleware records the six receive families around h. Use it as a
+// router-level message.HandlerMiddleware: the router builds one handler
+// chain per handler, and each chain caches its handler's series.
+//
+// Watermill runs the first middleware added outermost. Added first,
+// Middleware sees one delivery as one message whatever Retry,
+// PoisonQueue or Recoverer do inside it; added last (which is what
+// Plugin does, since plugins run at Router.Run), it counts every attempt
+// those middlewares make. The README has the details.
+//
+// Add DecoratePublisher as a publisher decorator too (Plugin does both),
+// so that a failure to publish a handler's produced messages counts the
+// message as an error, as it is then nacked.
+func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	last := new(atomic.Pointer[receiveSeries])
+	return func(msg *message.Message) ([]*message.Message, error) {
+		return m.handle(h, m.receiveSeriesFor(msg, last), msg)
+	}
+}
+
+func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.Message) (produced []*message.Message, err error) {
+	s.received.Inc()
+	s.size.Observe(float64(len(msg.Payload)))
+	s.inProcess.Inc()
+	poisonedBefore := poisoned(msg)
+	start := time.Now()
+	returned := false
+	defer func() {
+		s.duration.Observe(time.Since(start).Seconds())
+		s.inProcess.Dec()
+		if !returned {
+			// The handler panicked. Count it and let the panic go on
+			// unrecovered: recovering is the business of a Recoverer
+			// middleware or of the router.
+			s.processed[statusError].Inc()
+			s.exceptions.WithLabelValues(exceptionPanic).Inc()
+		}
+	}()
+	produced, err = h(msg)
+	returned = true
+
+	v := decide(msg, err, poisonedBefore)
+	if v.dropped {
+		produced = nil
+	}
+	if v.routerErr == nil && len(produced) > 0 {
+		if m.awaitPublish(s, msg, produced) {
+			return produced, nil
+		}
+	}
+	m.record(s, v.status, v.exception)
+	return produced, v.routerErr
+}
+
+// record counts one processed message of s.
+func (m *Metrics) record(s *receiveSeries, st status, exception error) {
+	s.processed[st].Inc()
+	if exception != nil {
+		s.exceptions.WithLabelValues(m.processExceptionTypes.of(exception)).Inc()
+	}
+}

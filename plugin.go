@@ -1,0 +1,22 @@
+package wmprom
+
+import (
+	"errors"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// Plugin instruments a whole router: it adds Middleware as a router-level
+// middleware and DecoratePublisher as a publisher decorator. Register it
+// with router.AddPlugin(m.Plugin). Plugins run when the router starts,
+// after the middlewares added before, so Middleware ends up innermost:
+// it sees every attempt of a Retry and the errors a PoisonQueue or
+// Recoverer handles.
+func (m *Metrics) Plugin(r *message.Router) error {
+	if r == nil {
+		return errors.New("wmprom: Plugin needs a router, got nil")
+	}
+	r.AddMiddleware(m.Middleware)
+	r.AddPublisherDecorators(m.DecoratePublisher)
+	return nil
+}

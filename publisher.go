@@ -1,0 +1,56 @@
+package wmprom
+
+import (
+	"sync/atomic"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// DecoratePublisher wraps pub so that every Publish records the three
+// publish families: one duration observation per call, len(messages)
+// published with status success or error, and one exception on error.
+// It is a message.PublisherDecorator, for
+// router.AddPublisherDecorators, and works as well on a publisher the
+// application uses directly. A nil publisher stays nil, as the router
+// passes nil for handlers without one.
+func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
+	if pub == nil {
+		return nil, nil
+	}
+	if p, ok := pub.(*publisher); ok && p.metrics == m {
+		return pub, nil // already counted by m; wrapping again would count twice
+	}
+	m.decoratesPublishers.Store(true)
+	broker := brokerOf(pub)
+	if m.cfg.broker != nil {
+		broker = *m.cfg.broker
+	}
+	return &publisher{next: pub, metrics: m, broker: broker}, nil
+}
+
+type publisher struct {
+	next    message.Publisher
+	metrics *Metrics
+	broker  string
+	last    atomic.Pointer[publishSeries]
+}
+
+// Publish publishes through the wrapped publisher and records the call.
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	s := p.metrics.publishSeriesFor(p.broker, topic, msgs, &p.last)
+	start := time.Now()
+	err := p.next.Publish(topic, msgs...)
+	s.duration.Observe(time.Since(start).Seconds())
+	if err != nil {
+		s.failed.Add(float64(len(msgs)))
+		s.exceptions.WithLabelValues(p.metrics.publishExceptionTypes.of(err)).Inc()
+	} else {
+		s.succeeded.Add(float64(len(msgs)))
+	}
+	p.metrics.settle(msgs, err)
+	return err
+}
+
+// Close closes the wrapped publisher.
+func (p *publisher) Close() error { return p.next.Close() }
