@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -44,6 +45,7 @@ type config struct {
 	custom            []customLabel
 	errorType         func(error) string
 	maxExceptionTypes int
+	now               func() time.Time // tests replace it to make durations exact
 }
 
 func newConfig(opts []Option) *config {
@@ -52,6 +54,7 @@ func newConfig(opts []Option) *config {
 		sizeBuckets:       defaultSizeBuckets(),
 		durationBuckets:   defaultDurationBuckets(),
 		maxExceptionTypes: defaultMaxExceptionTypes,
+		now:               time.Now,
 	}
 	for _, opt := range opts {
 		if opt != nil {

@@ -2,7 +2,6 @@ package wmprom
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -32,10 +31,10 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	s.size.Observe(float64(len(msg.Payload)))
 	s.inProcess.Inc()
 	poisonedBefore := poisoned(msg)
-	start := time.Now()
+	start := m.cfg.now()
 	returned := false
 	defer func() {
-		s.duration.Observe(time.Since(start).Seconds())
+		s.duration.Observe(m.cfg.now().Sub(start).Seconds())
 		s.inProcess.Dec()
 		if !returned {
 			// The handler panicked. Count it and let the panic go on

@@ -26,14 +26,14 @@ type awaiting struct {
 // router publishes produced. It refuses when no decorated publisher of
 // this Metrics can be on the way: then the caller records the status now.
 func (m *Metrics) awaitPublish(s *receiveSeries, msg *message.Message, produced []*message.Message) bool {
-	if !m.decoratesPublishers.Load() || message.PublishTopicFromCtx(msg.Context()) == "" {
-		return false
-	}
 	if message.PublisherNameFromCtx(msg.Context()) == "<nil>" {
 		// The handler has no publisher: the router fails before any
 		// publish, with ErrOutputInNoPublisherHandler.
 		m.record(s, statusError, message.ErrOutputInNoPublisherHandler)
 		return true
+	}
+	if !m.decoratesPublishers.Load() || message.PublishTopicFromCtx(msg.Context()) == "" {
+		return false
 	}
 	a := &awaiting{series: s}
 	m.pending.Add(1)

@@ -2,7 +2,6 @@ package wmprom
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -39,9 +38,9 @@ type publisher struct {
 // Publish publishes through the wrapped publisher and records the call.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	s := p.metrics.publishSeriesFor(p.broker, topic, msgs, &p.last)
-	start := time.Now()
+	start := p.metrics.cfg.now()
 	err := p.next.Publish(topic, msgs...)
-	s.duration.Observe(time.Since(start).Seconds())
+	s.duration.Observe(p.metrics.cfg.now().Sub(start).Seconds())
 	if err != nil {
 		s.failed.Add(float64(len(msgs)))
 		s.exceptions.WithLabelValues(p.metrics.publishExceptionTypes.of(err)).Inc()

@@ -1,0 +1,479 @@
+package wmprom
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+)
+
+// decodeError is an error type of the application's own.
+type decodeError struct{}
+
+func (*decodeError) Error() string { return "cannot decode" }
+
+// brokerDownError is what failOncePublisher returns.
+type brokerDownError struct{}
+
+func (brokerDownError) Error() string { return "broker down" }
+
+// failOncePublisher fails its first Publish, then delegates.
+type failOncePublisher struct {
+	message.Publisher
+	failed atomic.Bool
+}
+
+func (p *failOncePublisher) Publish(topic string, msgs ...*message.Message) error {
+	if p.failed.CompareAndSwap(false, true) {
+		return brokerDownError{}
+	}
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+// outcomeCase is one row of the outcome table: what the handler does to
+// the message "first" on each delivery (attempt counts from 1), and the
+// exact samples after "first" and then "sentinel" were processed. The
+// sentinel is always acked; as GoChannel delivers one message at a time
+// per subscriber, a redelivery of "first" would show before it.
+type outcomeCase struct {
+	name      string
+	setup     func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc)
+	handle    func(attempt int, msg *message.Message) ([]*message.Message, error)
+	processed int
+	want      string
+}
+
+// viaPlugin is the default setup: the Plugin, one handler publishing its
+// produced messages to "payments".
+func viaPlugin(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+	r.AddPlugin(m.Plugin)
+	r.AddHandler("orders", "orders", ps, "payments", ps, h)
+}
+
+func produce(payload string) []*message.Message {
+	return []*message.Message{message.NewMessage(watermill.NewUUID(), []byte(payload))}
+}
+
+func TestOutcomes(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []outcomeCase{{
+		name:      "returns nil: acked",
+		handle:    func(int, *message.Message) ([]*message.Message, error) { return nil, nil },
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
+		name: "returns an ordinary error: error, exception by type, redelivered",
+		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
+			if attempt == 1 {
+				return nil, boom
+			}
+			return nil, nil
+		},
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 3
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 1
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 1`,
+	}, {
+		name: "returns a wrapped error of its own type: exception is the inner type",
+		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
+			if attempt == 1 {
+				return nil, fmt.Errorf("order 7: %w", &decodeError{})
+			}
+			return nil, nil
+		},
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 3
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 1
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="wmprom.decodeError",handler="orders"} 1`,
+	}, {
+		name: "returns Nack: nacked, no exception, redelivered",
+		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
+			if attempt == 1 {
+				return nil, Nack(boom)
+			}
+			return nil, nil
+		},
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 3
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 1
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
+		name:      "returns Reject: rejected, not redelivered",
+		handle:    onFirst(Reject(boom)),
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 1
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 1
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
+		name:      "returns a wrapped Reject: rejected",
+		handle:    onFirst(fmt.Errorf("order 7: %w", Reject(nil))),
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 1
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 1
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
+		name:      "returns Skip: skipped, acked by the router",
+		handle:    onFirst(Skip(nil)),
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 1
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 1`,
+	}, {
+		name:      "returns Ack with a cause: acked, no exception",
+		handle:    onFirst(Ack(boom)),
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
+		name: "calls msg.Nack itself and returns nil: nacked, redelivered",
+		handle: func(attempt int, msg *message.Message) ([]*message.Message, error) {
+			if attempt == 1 {
+				msg.Nack()
+			}
+			return nil, nil
+		},
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 3
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 1
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
+		name: "calls msg.Ack itself and returns an error: acked, exception counted",
+		handle: func(attempt int, msg *message.Message) ([]*message.Message, error) {
+			if attempt == 1 {
+				msg.Ack()
+				return nil, boom
+			}
+			return nil, nil
+		},
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 1`,
+	}, {
+		name:      "panics with no Recoverer: error, exception panic, the router nacks",
+		handle:    panicOnFirst,
+		processed: 3,
+		want:      panicked,
+	}, {
+		name: "panics under an inner Recoverer (Middleware added first)",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddMiddleware(m.Middleware, middleware.Recoverer)
+			r.AddPublisherDecorators(m.DecoratePublisher)
+			r.AddHandler("orders", "orders", ps, "payments", ps, h)
+		},
+		handle:    panicOnFirst,
+		processed: 3,
+		want:      panicked,
+	}, {
+		name: "panics under an outer Recoverer (Plugin, so Middleware innermost)",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddMiddleware(middleware.Recoverer)
+			viaPlugin(r, ps, m, h)
+		},
+		handle:    panicOnFirst,
+		processed: 3,
+		want:      panicked,
+	}, {
+		name: "an inner PoisonQueue dead-letters the message: rejected, no exception",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			pq, err := middleware.PoisonQueue(ps, "poison")
+			if err != nil {
+				panic(err)
+			}
+			r.AddMiddleware(m.Middleware, pq)
+			r.AddHandler("orders", "orders", ps, "payments", ps, h)
+			r.AddConsumerHandler("poison", "poison", ps, func(*message.Message) error { return nil })
+		},
+		handle:    onFirst(boom),
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_total{handler="poison"} 1
+			received_messages_in_process{handler="orders"} 0
+			received_messages_in_process{handler="poison"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 1
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 1
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_total{handler="poison",status="acked"} 1
+			received_processed_messages_total{handler="poison",status="error"} 0
+			received_processed_messages_total{handler="poison",status="nacked"} 0
+			received_processed_messages_total{handler="poison",status="rejected"} 0
+			received_processed_messages_total{handler="poison",status="skipped"} 0`,
+	}, {
+		name: "an outer PoisonQueue (Plugin innermost): error with its exception, then dead-lettered",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			pq, err := middleware.PoisonQueue(ps, "poison")
+			if err != nil {
+				panic(err)
+			}
+			r.AddMiddleware(pq)
+			viaPlugin(r, ps, m, h)
+		},
+		handle:    onFirst(boom),
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 1
+			received_processed_messages_total{handler="orders",status="error"} 1
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 1`,
+	}, {
+		name: "returns produced messages whose publish fails: error with the publish error's type, redelivered",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddPlugin(m.Plugin)
+			r.AddHandler("orders", "orders", ps, "payments", &failOncePublisher{Publisher: ps}, h)
+		},
+		handle:    func(int, *message.Message) ([]*message.Message, error) { return produce("paid"), nil },
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 3
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 1
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="wmprom.brokerDownError",handler="orders"} 1
+			published_messages_total{destination="payments",status="error"} 1
+			published_messages_total{destination="payments",status="success"} 2
+			published_messages_exceptions_total{destination="payments",exception_type="wmprom.brokerDownError"} 1`,
+	}, {
+		name: "returns produced messages with no publisher at all: error, redelivered",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddPlugin(m.Plugin)
+			r.AddHandler("orders", "orders", ps, "payments", nil, h)
+		},
+		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
+			if attempt == 1 {
+				return produce("paid"), nil
+			}
+			return nil, nil
+		},
+		processed: 3,
+		want: `
+			received_messages_total{handler="orders"} 3
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 1
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="errors.fundamental",handler="orders"} 1`,
+	}, {
+		name: "returns produced messages without a decorated publisher: acked when the handler returns",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddMiddleware(m.Middleware)
+			r.AddHandler("orders", "orders", ps, "payments", ps, h)
+		},
+		handle:    func(int, *message.Message) ([]*message.Message, error) { return produce("paid"), nil },
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, reg := newMetrics(t)
+			var attempts atomic.Int32
+			h := func(msg *message.Message) ([]*message.Message, error) {
+				if string(msg.Payload) != "first" {
+					return tc.handle(0, msg)
+				}
+				return tc.handle(int(attempts.Add(1)), msg)
+			}
+			setup := tc.setup
+			if setup == nil {
+				setup = viaPlugin
+			}
+			tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) { setup(r, ps, m, h) })
+			tr.publish(t, "orders", "first", "sentinel")
+			eventually(t, fmt.Sprintf("%d processed", tc.processed), func() bool {
+				return processedTotal(t, reg) == float64(tc.processed)
+			})
+			assertSamples(t, reg, []string{"app_name", "broker"}, tc.want,
+				"received_messages_total", "received_messages_in_process",
+				"received_processed_messages_total", "received_processed_messages_exceptions_total",
+				"published_messages_total", "published_messages_exceptions_total")
+		})
+	}
+}
+
+// onFirst returns err on the first delivery of "first", nil otherwise.
+func onFirst(err error) func(int, *message.Message) ([]*message.Message, error) {
+	return func(attempt int, _ *message.Message) ([]*message.Message, error) {
+		if attempt == 1 {
+			return nil, err
+		}
+		return nil, nil
+	}
+}
+
+func panicOnFirst(attempt int, _ *message.Message) ([]*message.Message, error) {
+	if attempt == 1 {
+		panic("order 7 is corrupt")
+	}
+	return nil, nil
+}
+
+const panicked = `
+	received_messages_total{handler="orders"} 3
+	received_messages_in_process{handler="orders"} 0
+	received_processed_messages_total{handler="orders",status="acked"} 2
+	received_processed_messages_total{handler="orders",status="error"} 1
+	received_processed_messages_total{handler="orders",status="nacked"} 0
+	received_processed_messages_total{handler="orders",status="rejected"} 0
+	received_processed_messages_total{handler="orders",status="skipped"} 0
+	received_processed_messages_exceptions_total{exception_type="panic",handler="orders"} 1`
+
+// A panic must go on past the middleware when nothing recovers it.
+func TestPanicIsNotSwallowed(t *testing.T) {
+	m, reg := newMetrics(t)
+	h := m.Middleware(func(*message.Message) ([]*message.Message, error) { panic("corrupt") })
+	func() {
+		defer func() {
+			if r := recover(); r != "corrupt" {
+				t.Errorf("recovered %v, want the handler's panic", r)
+			}
+		}()
+		_, _ = h(message.NewMessage("1", []byte("abc")))
+		t.Error("the panic did not propagate")
+	}()
+	assertSamples(t, reg, []string{"app_name", "broker"}, `
+		received_messages_total{handler="unknown"} 1
+		received_messages_in_process{handler="unknown"} 0
+		received_processed_messages_total{handler="unknown",status="acked"} 0
+		received_processed_messages_total{handler="unknown",status="error"} 1
+		received_processed_messages_total{handler="unknown",status="nacked"} 0
+		received_processed_messages_total{handler="unknown",status="rejected"} 0
+		received_processed_messages_total{handler="unknown",status="skipped"} 0
+		received_processed_messages_exceptions_total{exception_type="panic",handler="unknown"} 1`,
+		"received_messages_total", "received_messages_in_process",
+		"received_processed_messages_total", "received_processed_messages_exceptions_total")
+}
+
+// What the router is told decides redelivery: only errors and Nack nack.
+func TestMiddlewareTellsTheRouter(t *testing.T) {
+	boom := errors.New("boom")
+	cases := []struct {
+		returned error
+		wantErr  bool
+	}{
+		{nil, false}, {boom, true}, {Nack(boom), true}, {Reject(boom), false},
+		{Skip(boom), false}, {Ack(boom), false}, {fmt.Errorf("w: %w", Nack(nil)), true},
+	}
+	for _, tc := range cases {
+		m, _ := newMetrics(t)
+		h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return produce("x"), tc.returned })
+		produced, err := h(message.NewMessage("1", nil))
+		if (err != nil) != tc.wantErr || (err != nil && err != tc.returned) {
+			t.Errorf("returned %v: router told %v", tc.returned, err)
+		}
+		var o *outcome
+		dropped := errors.As(tc.returned, &o) && (o.status == statusRejected || o.status == statusSkipped)
+		if dropped != (produced == nil) {
+			t.Errorf("returned %v: produced %v", tc.returned, produced)
+		}
+	}
+}
+
+// The gauge counts messages inside the handler while they are there.
+func TestInProcessWhileHandling(t *testing.T) {
+	m, reg := newMetrics(t)
+	entered, release := make(chan struct{}), make(chan struct{})
+	h := m.Middleware(func(*message.Message) ([]*message.Message, error) {
+		entered <- struct{}{}
+		<-release
+		return nil, nil
+	})
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Add(1)
+		go func() { defer wg.Done(); _, _ = h(message.NewMessage(watermill.NewUUID(), nil)) }()
+	}
+	for range 3 {
+		<-entered
+	}
+	inProcess := func() float64 {
+		return counterValue(t, reg, "faststream_received_messages_in_process", nil)
+	}
+	if got := inProcess(); got != 3 {
+		t.Errorf("in process while 3 handlers wait: %v", got)
+	}
+	close(release)
+	wg.Wait()
+	if got := inProcess(); got != 0 {
+		t.Errorf("in process after: %v", got)
+	}
+}
