@@ -1,0 +1,57 @@
+package main
+
+import (
+	"log/slog"
+
+	"github.com/ThreeDotsLabs/watermill"
+)
+
+// expectedErrors are Watermill log lines that the demo causes on purpose (every
+// simulated failure) or that repeat what the supervisor already reports once
+// per outage. Shown only with -v, so real problems stay visible.
+var expectedErrors = map[string]bool{
+	"Handler returned error":               true,
+	"Publishing produced messages failed":  true,
+	"Cannot publish messages":              true,
+	"read fail":                            true, // redisstream, every 500 ms while Redis is down
+	"All handlers stopped, closing router": true,
+}
+
+// quietLogger hides Watermill's per-message chatter unless -v is given.
+type quietLogger struct {
+	inner   watermill.LoggerAdapter
+	verbose bool
+}
+
+func newWatermillLogger(logger *slog.Logger, verbose bool) watermill.LoggerAdapter {
+	return quietLogger{inner: watermill.NewSlogLogger(logger.With("component", "watermill")), verbose: verbose}
+}
+
+// Error logs err unless it is one of the demo's own simulated failures.
+func (l quietLogger) Error(msg string, err error, fields watermill.LogFields) {
+	if !l.verbose && expectedErrors[msg] {
+		l.inner.Debug(msg, fields.Add(watermill.LogFields{"err": err}))
+		return
+	}
+	l.inner.Error(msg, err, fields)
+}
+
+// Info is demoted to debug: router start and stop lines would bury the demo's own.
+func (l quietLogger) Info(msg string, fields watermill.LogFields) {
+	if !l.verbose {
+		l.inner.Debug(msg, fields)
+		return
+	}
+	l.inner.Info(msg, fields)
+}
+
+// Debug passes through; the slog level decides.
+func (l quietLogger) Debug(msg string, fields watermill.LogFields) { l.inner.Debug(msg, fields) }
+
+// Trace passes through; the slog level decides.
+func (l quietLogger) Trace(msg string, fields watermill.LogFields) { l.inner.Trace(msg, fields) }
+
+// With keeps the filtering for loggers derived by Watermill's components.
+func (l quietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
+	return quietLogger{inner: l.inner.With(fields), verbose: l.verbose}
+}

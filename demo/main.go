@@ -1,0 +1,200 @@
+// Command demo runs a small Watermill service whose message traffic fills every
+// panel of Grafana dashboard 22130 (FastStream Metrics) through wmprom.
+//
+// With no flags it needs nothing installed: it runs on Watermill's in-memory
+// GoChannel and serves Prometheus metrics on http://localhost:8000/metrics.
+// Real brokers are selected with -brokers; each one gets its own pipeline,
+// its own broker label and its own reconnect loop, so one broker being down
+// never stops the others or the /metrics endpoint.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wmprom/wmprom"
+)
+
+// config is everything the demo can be told, from flags or, for containers, env vars.
+type config struct {
+	addr        string
+	brokers     []string
+	appName     string
+	rate        float64
+	kafkaAddrs  []string
+	amqpURL     string
+	natsURL     string
+	redisAddr   string
+	verbose     bool
+	healthcheck bool
+}
+
+func main() {
+	cfg, err := parseConfig(os.Args[1:])
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "demo:", err)
+		os.Exit(2)
+	}
+	if cfg.healthcheck {
+		os.Exit(healthcheck(cfg.addr))
+	}
+	if err := run(cfg); err != nil {
+		slog.Error("demo failed", "err", err)
+		os.Exit(1)
+	}
+}
+
+// envOr lets container setups configure the demo without rewriting its command line.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func parseConfig(args []string) (config, error) {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	var cfg config
+	var brokers, kafkaAddrs string
+	fs.StringVar(&cfg.addr, "addr", envOr("DEMO_ADDR", ":8000"), "listen address of the /metrics endpoint (env DEMO_ADDR)")
+	fs.StringVar(&brokers, "brokers", envOr("DEMO_BROKERS", "gochannel"),
+		"comma-separated brokers to run a pipeline on: gochannel,kafka,rabbit,nats,redis (env DEMO_BROKERS)")
+	fs.StringVar(&cfg.appName, "app-name", envOr("DEMO_APP_NAME", "wmprom-demo"), "app_name label value (env DEMO_APP_NAME)")
+	fs.Float64Var(&cfg.rate, "rate", 10, "orders published per second on each broker")
+	fs.StringVar(&kafkaAddrs, "kafka-brokers", envOr("KAFKA_BROKERS", "localhost:9092"), "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS)")
+	fs.StringVar(&cfg.amqpURL, "amqp-url", envOr("AMQP_URL", "amqp://guest:guest@localhost:5672/"), "RabbitMQ URL (env AMQP_URL)")
+	fs.StringVar(&cfg.natsURL, "nats-url", envOr("NATS_URL", "nats://localhost:4222"), "NATS URL, JetStream enabled (env NATS_URL)")
+	fs.StringVar(&cfg.redisAddr, "redis-addr", envOr("REDIS_ADDR", "localhost:6379"), "Redis address (env REDIS_ADDR)")
+	fs.BoolVar(&cfg.verbose, "v", false, "also log Watermill's own messages, including every simulated failure")
+	fs.BoolVar(&cfg.healthcheck, "healthcheck", false, "probe the /metrics endpoint at -addr and exit 0 if it answers (for container health checks)")
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if cfg.rate <= 0 {
+		return cfg, fmt.Errorf("-rate must be positive, got %v", cfg.rate)
+	}
+	cfg.kafkaAddrs = splitList(kafkaAddrs)
+	seen := map[string]bool{}
+	for _, name := range splitList(brokers) {
+		if _, ok := brokerFactories[name]; !ok {
+			return cfg, fmt.Errorf("unknown broker %q in -brokers (known: gochannel,kafka,rabbit,nats,redis)", name)
+		}
+		if !seen[name] {
+			seen[name] = true
+			cfg.brokers = append(cfg.brokers, name)
+		}
+	}
+	if len(cfg.brokers) == 0 {
+		return cfg, errors.New("-brokers is empty")
+	}
+	return cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
+}
+
+func run(cfg config) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	slog.SetDefault(logger)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	// One Metrics per broker, all on one registry (they share the families).
+	// The broker is named rather than detected because the demo's flaky
+	// publisher wrapper hides the broker's publisher type.
+	metrics := map[string]*wmprom.Metrics{}
+	for _, name := range cfg.brokers {
+		m, err := wmprom.New(reg, wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name))
+		if err != nil {
+			return fmt.Errorf("create metrics for %s: %w", name, err)
+		}
+		metrics[name] = m
+	}
+
+	// Listening before anything else makes the printed URL true even for -addr :0.
+	ln, err := net.Listen("tcp", cfg.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			logger.Error("metrics server stopped", "err", err)
+		}
+	}()
+	fmt.Printf("wmprom demo: metrics at %s (brokers: %s); press Ctrl-C to stop\n",
+		metricsURL(ln.Addr().String()), strings.Join(cfg.brokers, ","))
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	wmLogger := newWatermillLogger(logger, cfg.verbose)
+	var wg sync.WaitGroup
+	for _, name := range cfg.brokers {
+		s := &supervisor{
+			broker:  brokerFactories[name](cfg),
+			metrics: metrics[name],
+			rate:    cfg.rate,
+			log:     logger.With("broker", name),
+			wmLog:   wmLogger,
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.run(ctx)
+		}()
+	}
+
+	<-ctx.Done()
+	// A second Ctrl-C now kills the process, for when a broker hangs the shutdown.
+	stop()
+	logger.Info("shutting down: closing routers")
+	wg.Wait()
+
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("stop metrics server: %w", err)
+	}
+	logger.Info("demo stopped cleanly")
+	return nil
+}
+
+// metricsURL turns a listen address into something a user can paste into a browser.
+func metricsURL(listenAddr string) string {
+	host, port, err := net.SplitHostPort(listenAddr)
+	if err != nil {
+		return "http://" + listenAddr + "/metrics"
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port) + "/metrics"
+}

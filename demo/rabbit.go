@@ -1,0 +1,34 @@
+package main
+
+import (
+	"context"
+	"errors"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// newRabbitBroker uses one durable queue per topic on RabbitMQ's default exchange.
+func newRabbitBroker(cfg config) broker {
+	return broker{
+		name: "rabbit",
+		addr: redactURL(cfg.amqpURL),
+		connect: func(_ context.Context, logger watermill.LoggerAdapter) (*connection, error) {
+			amqpCfg := amqp.NewDurableQueueConfig(cfg.amqpURL)
+			pub, err := amqp.NewPublisher(amqpCfg, logger)
+			if err != nil {
+				return nil, err
+			}
+			sub, err := amqp.NewSubscriber(amqpCfg, logger)
+			if err != nil {
+				return nil, errors.Join(err, pub.Close())
+			}
+			return &connection{
+				publisher:  pub,
+				subscriber: func(string) (message.Subscriber, error) { return sub, nil },
+				close:      func() error { return errors.Join(pub.Close(), sub.Close()) },
+			}, nil
+		},
+	}
+}

@@ -1,0 +1,186 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+
+	"github.com/wmprom/wmprom"
+)
+
+// broker knows how to open a session with one kind of message broker.
+type broker struct {
+	// name is the broker's label value in the metrics and the prefix of its topics.
+	name string
+	// addr says where the broker lives, so that "cannot connect" log lines are actionable.
+	addr    string
+	connect func(ctx context.Context, logger watermill.LoggerAdapter) (*connection, error)
+}
+
+// connection is one live session with a broker.
+type connection struct {
+	publisher message.Publisher
+	// subscriber hands out the subscriber for a topic: Kafka wants one consumer
+	// group per topic, the other brokers share one subscriber.
+	subscriber func(topic string) (message.Subscriber, error)
+	// close releases everything the session opened; it must tolerate things the
+	// router already closed.
+	close func() error
+}
+
+// brokerFactories maps a -brokers name to its broker; each lives in its own file.
+var brokerFactories = map[string]func(config) broker{
+	"gochannel": newGoChannelBroker,
+	"kafka":     newKafkaBroker,
+	"rabbit":    newRabbitBroker,
+	"nats":      newNATSBroker,
+	"redis":     newRedisBroker,
+}
+
+const (
+	minBackoff = time.Second
+	maxBackoff = 30 * time.Second
+	// A session that stayed healthy this long earns a fresh, short backoff.
+	healthySession = time.Minute
+	// Brokers' clients reconnect by themselves when they can; these limits catch
+	// the cases where they silently cannot, so the supervisor starts over.
+	publishDeadAfter = 20 * time.Second
+	consumeDeadAfter = 30 * time.Second
+)
+
+// supervisor keeps one broker's pipeline running: it connects, runs the router
+// and the traffic generator, and after any failure starts again with backoff.
+// It never gives up and never takes the process down, because the other
+// brokers and /metrics must keep going.
+type supervisor struct {
+	broker  broker
+	metrics *wmprom.Metrics
+	rate    float64
+	log     *slog.Logger
+	wmLog   watermill.LoggerAdapter
+}
+
+func (s *supervisor) run(ctx context.Context) {
+	backoff := minBackoff
+	for {
+		started := time.Now()
+		err := s.session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if time.Since(started) > healthySession {
+			backoff = minBackoff
+		}
+		// Jitter keeps several demos (or brokers) from hammering a recovering server in lockstep.
+		wait := backoff/2 + rand.N(backoff/2+1)
+		s.log.Warn("broker unavailable, retrying", "addr", s.broker.addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		backoff = min(backoff*2, maxBackoff)
+	}
+}
+
+// session runs one connection until ctx ends (nil) or the broker fails (the reason).
+func (s *supervisor) session(ctx context.Context) error {
+	conn, err := s.broker.connect(ctx, s.wmLog)
+	if err != nil {
+		return fmt.Errorf("connect: %w", err)
+	}
+	defer func() {
+		if err := conn.close(); err != nil {
+			s.log.Debug("closing broker session", "err", err)
+		}
+	}()
+
+	router, err := message.NewRouter(message.RouterConfig{CloseTimeout: 10 * time.Second}, s.wmLog)
+	if err != nil {
+		return fmt.Errorf("create router: %w", err)
+	}
+	router.AddPlugin(s.metrics.Plugin)
+	health := &pipelineHealth{}
+	p := &pipeline{prefix: s.broker.name, health: health}
+	if err := p.addHandlers(router, conn); err != nil {
+		return err
+	}
+
+	sessionCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	routerDone := make(chan error, 1)
+	go func() { routerDone <- router.Run(sessionCtx) }()
+
+	select {
+	case <-router.Running():
+	case err := <-routerDone:
+		return fmt.Errorf("start router: %w", err)
+	case <-ctx.Done():
+		return closeRouter(router, routerDone)
+	}
+
+	orders, err := s.metrics.DecoratePublisher(conn.publisher)
+	if err != nil {
+		cancel()
+		_ = closeRouter(router, routerDone)
+		return fmt.Errorf("decorate publisher: %w", err)
+	}
+	s.log.Info("connected; traffic flowing", "addr", s.broker.addr, "topics", p.topics())
+
+	genDone := make(chan struct{})
+	go func() {
+		defer close(genDone)
+		p.generate(sessionCtx, orders, s.rate, s.log)
+	}()
+
+	var reason error
+	watchdog := time.NewTicker(time.Second)
+	defer watchdog.Stop()
+	for reason == nil {
+		select {
+		case <-ctx.Done():
+			reason = ctx.Err()
+		case err := <-routerDone:
+			// The router stops by itself only when every subscription has closed.
+			routerDone <- err
+			reason = errors.New("all subscriptions closed by the broker client")
+		case <-watchdog.C:
+			reason = health.check(time.Now())
+		}
+	}
+	cancel()
+	<-genDone
+	if err := closeRouter(router, routerDone); err != nil {
+		s.log.Warn("router did not close cleanly", "err", err)
+	} else if ctx.Err() != nil {
+		s.log.Info("router closed")
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return reason
+}
+
+// closeRouter closes the router and waits for Run to return, so that no
+// handler is still running when the broker session is torn down.
+func closeRouter(router *message.Router, routerDone chan error) error {
+	closeErr := router.Close()
+	runErr := <-routerDone
+	return errors.Join(closeErr, runErr)
+}
+
+// redactURL keeps passwords out of log lines.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
+}
