@@ -440,8 +440,8 @@ func TestMiddlewareTellsTheRouter(t *testing.T) {
 		if (err != nil) != tc.wantErr || (err != nil && err != tc.returned) {
 			t.Errorf("returned %v: router told %v", tc.returned, err)
 		}
-		var o *outcome
-		dropped := errors.As(tc.returned, &o) && (o.status == statusRejected || o.status == statusSkipped)
+		o := outcomeOf(tc.returned)
+		dropped := o != nil && (o.status == statusRejected || o.status == statusSkipped)
 		if dropped != (produced == nil) {
 			t.Errorf("returned %v: produced %v", tc.returned, produced)
 		}

@@ -73,21 +73,19 @@ type verdict struct {
 // into a status. The handler's own Ack or Nack wins, as in FastStream.
 func decide(msg *message.Message, err error, poisonedBefore bool) verdict {
 	var v verdict
-	var o *outcome
-	switch {
-	case err == nil:
+	if err == nil {
 		v.status = statusAcked
 		if !poisonedBefore && poisoned(msg) {
 			// An inner PoisonQueue took the error and dead-lettered the message.
 			v.status = statusRejected
 		}
-	case errors.As(err, &o):
+	} else if o := outcomeOf(err); o != nil {
 		v.status = o.status
 		if o.status == statusNacked {
 			v.routerErr = err
 		}
 		v.dropped = o.status == statusRejected || o.status == statusSkipped
-	default:
+	} else {
 		v.status, v.exception, v.routerErr = statusError, err, err
 	}
 	select {
@@ -98,6 +96,16 @@ func decide(msg *message.Message, err error, poisonedBefore bool) verdict {
 	default:
 	}
 	return v
+}
+
+// outcomeOf finds an Ack, Nack, Reject or Skip in err's chain. It is a
+// function of its own so that only errors pay for errors.As.
+func outcomeOf(err error) *outcome {
+	var o *outcome
+	if errors.As(err, &o) {
+		return o
+	}
+	return nil
 }
 
 // poisoned tells whether Watermill's PoisonQueue middleware has marked the

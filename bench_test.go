@@ -1,0 +1,155 @@
+package wmprom
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// routerContext returns the context a router gives messages of handler
+// "orders" on a GoChannel, so benchmarks see what production sees.
+func routerContext(b *testing.B, topic string) context.Context {
+	b.Helper()
+	got := make(chan context.Context, 1)
+	t := &testing.T{}
+	tr := runRouterB(b, func(r *message.Router, ps *gochannel.GoChannel) {
+		r.AddConsumerHandler(topic, topic, ps, func(msg *message.Message) error {
+			select {
+			case got <- msg.Context():
+			default:
+			}
+			return nil
+		})
+	})
+	tr.publish(t, topic, "x")
+	return <-got
+}
+
+func runRouterB(b *testing.B, setup func(r *message.Router, ps *gochannel.GoChannel)) *testRouter {
+	t := &testing.T{}
+	tr := runRouter(t, setup)
+	b.Cleanup(func() { _ = tr.Close() })
+	return tr
+}
+
+// instrumentations are the middlewares compared: none, wmprom, and
+// Watermill's own components/metrics.
+func instrumentations(b *testing.B) []struct {
+	name string
+	mw   message.HandlerMiddleware
+} {
+	m, err := New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	wm := metrics.NewPrometheusMetricsBuilder(prometheus.NewRegistry(), "", "").NewRouterMiddleware()
+	return []struct {
+		name string
+		mw   message.HandlerMiddleware
+	}{
+		{"none", func(h message.HandlerFunc) message.HandlerFunc { return h }},
+		{"wmprom", m.Middleware},
+		{"watermill", wm.Middleware},
+	}
+}
+
+func emptyHandler(*message.Message) ([]*message.Message, error) { return nil, nil }
+
+func BenchmarkMiddleware(b *testing.B) {
+	ctx := routerContext(b, "orders")
+	for _, in := range instrumentations(b) {
+		b.Run(in.name, func(b *testing.B) {
+			h := in.mw(emptyHandler)
+			msg := message.NewMessage("1", []byte("payload"))
+			msg.SetContext(ctx)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = h(msg)
+			}
+		})
+	}
+}
+
+// BenchmarkMiddlewareParallel runs one handler from GOMAXPROCS goroutines.
+func BenchmarkMiddlewareParallel(b *testing.B) {
+	ctx := routerContext(b, "orders")
+	for _, in := range instrumentations(b) {
+		b.Run(in.name, func(b *testing.B) {
+			h := in.mw(emptyHandler)
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				msg := message.NewMessage("1", []byte("payload"))
+				msg.SetContext(ctx)
+				for pb.Next() {
+					_, _ = h(msg)
+				}
+			})
+		})
+	}
+}
+
+// BenchmarkMiddlewareParallelHandlers gives each goroutine its own handler.
+func BenchmarkMiddlewareParallelHandlers(b *testing.B) {
+	ctxs := make(chan context.Context, 16)
+	for i := range cap(ctxs) {
+		ctxs <- routerContext(b, fmt.Sprintf("orders-%d", i))
+	}
+	for _, in := range instrumentations(b) {
+		b.Run(in.name, func(b *testing.B) {
+			b.ReportAllocs()
+			b.RunParallel(func(pb *testing.PB) {
+				ctx := <-ctxs
+				defer func() { ctxs <- ctx }()
+				h := in.mw(emptyHandler)
+				msg := message.NewMessage("1", []byte("payload"))
+				msg.SetContext(ctx)
+				for pb.Next() {
+					_, _ = h(msg)
+				}
+			})
+		})
+	}
+}
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
+func (nopPublisher) Close() error                             { return nil }
+
+func BenchmarkPublisher(b *testing.B) {
+	m, err := New(prometheus.NewRegistry())
+	if err != nil {
+		b.Fatal(err)
+	}
+	wm := metrics.NewPrometheusMetricsBuilder(prometheus.NewRegistry(), "", "")
+	decorators := []struct {
+		name     string
+		decorate message.PublisherDecorator
+	}{
+		{"none", func(p message.Publisher) (message.Publisher, error) { return p, nil }},
+		{"wmprom", m.DecoratePublisher},
+		{"watermill", wm.DecoratePublisher},
+	}
+	for _, d := range decorators {
+		b.Run(d.name, func(b *testing.B) {
+			pub, err := d.decorate(nopPublisher{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs := []*message.Message{message.NewMessage("1", []byte("payload"))}
+			b.ReportAllocs()
+			for b.Loop() {
+				// Watermill's decorator marks the message's context on
+				// every publish; a fresh context keeps its chain from
+				// growing over the iterations.
+				msgs[0].SetContext(context.Background())
+				_ = pub.Publish("payments", msgs...)
+			}
+		})
+	}
+}
