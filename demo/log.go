@@ -2,6 +2,8 @@ package main
 
 import (
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 )
@@ -17,19 +19,45 @@ var expectedErrors = map[string]bool{
 	"All handlers stopped, closing router": true,
 }
 
+// repeatWindow is how long an error message is not repeated: a broker that is
+// down makes its client log the same error for every partition every second.
+const repeatWindow = 30 * time.Second
+
 // quietLogger hides Watermill's per-message chatter unless -v is given.
 type quietLogger struct {
 	inner   watermill.LoggerAdapter
 	verbose bool
+	seen    *repeats
+}
+
+// repeats remembers when each error message was last shown, across derived loggers.
+type repeats struct {
+	mu   sync.Mutex
+	last map[string]time.Time
+}
+
+func (r *repeats) fresh(msg string, now time.Time) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if t, ok := r.last[msg]; ok && now.Sub(t) < repeatWindow {
+		return false
+	}
+	r.last[msg] = now
+	return true
 }
 
 func newWatermillLogger(logger *slog.Logger, verbose bool) watermill.LoggerAdapter {
-	return quietLogger{inner: watermill.NewSlogLogger(logger.With("component", "watermill")), verbose: verbose}
+	return quietLogger{
+		inner:   watermill.NewSlogLogger(logger.With("component", "watermill")),
+		verbose: verbose,
+		seen:    &repeats{last: map[string]time.Time{}},
+	}
 }
 
-// Error logs err unless it is one of the demo's own simulated failures.
+// Error logs err unless it is one of the demo's own simulated failures or
+// repeats an error shown less than repeatWindow ago.
 func (l quietLogger) Error(msg string, err error, fields watermill.LogFields) {
-	if !l.verbose && expectedErrors[msg] {
+	if !l.verbose && (expectedErrors[msg] || !l.seen.fresh(msg, time.Now())) {
 		l.inner.Debug(msg, fields.Add(watermill.LogFields{"err": err}))
 		return
 	}
@@ -53,5 +81,5 @@ func (l quietLogger) Trace(msg string, fields watermill.LogFields) { l.inner.Tra
 
 // With keeps the filtering for loggers derived by Watermill's components.
 func (l quietLogger) With(fields watermill.LogFields) watermill.LoggerAdapter {
-	return quietLogger{inner: l.inner.With(fields), verbose: l.verbose}
+	return quietLogger{inner: l.inner.With(fields), verbose: l.verbose, seen: l.seen}
 }

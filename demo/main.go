@@ -42,6 +42,7 @@ type config struct {
 	redisAddr   string
 	verbose     bool
 	healthcheck bool
+	stall       time.Duration
 }
 
 func main() {
@@ -80,6 +81,8 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&cfg.amqpURL, "amqp-url", envOr("AMQP_URL", "amqp://guest:guest@localhost:5672/"), "RabbitMQ URL (env AMQP_URL)")
 	fs.StringVar(&cfg.natsURL, "nats-url", envOr("NATS_URL", "nats://localhost:4222"), "NATS URL, JetStream enabled (env NATS_URL)")
 	fs.StringVar(&cfg.redisAddr, "redis-addr", envOr("REDIS_ADDR", "localhost:6379"), "Redis address (env REDIS_ADDR)")
+	fs.DurationVar(&cfg.stall, "stall-timeout", 20*time.Second,
+		"restart a broker session whose publishes fail or hang this long (consumption gets 1.5 times as long)")
 	fs.BoolVar(&cfg.verbose, "v", false, "also log Watermill's own messages, including every simulated failure")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false, "probe the /metrics endpoint at -addr and exit 0 if it answers (for container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -90,6 +93,9 @@ func parseConfig(args []string) (config, error) {
 	}
 	if cfg.rate <= 0 {
 		return cfg, fmt.Errorf("-rate must be positive, got %v", cfg.rate)
+	}
+	if cfg.stall <= 0 {
+		return cfg, fmt.Errorf("-stall-timeout must be positive, got %v", cfg.stall)
 	}
 	cfg.kafkaAddrs = splitList(kafkaAddrs)
 	seen := map[string]bool{}
@@ -162,6 +168,7 @@ func run(cfg config) error {
 			broker:  brokerFactories[name](cfg),
 			metrics: metrics[name],
 			rate:    cfg.rate,
+			stall:   cfg.stall,
 			log:     logger.With("broker", name),
 			wmLog:   wmLogger,
 		}

@@ -182,6 +182,9 @@ func (p *pipeline) generate(ctx context.Context, pub message.Publisher, rate flo
 // repair by itself: publishes that fail or hang, or published orders that
 // never come back to a handler.
 type pipelineHealth struct {
+	publishDeadAfter time.Duration
+	consumeDeadAfter time.Duration
+
 	mu               sync.Mutex
 	inFlightSince    time.Time // start of the publish call still running, if any
 	failingSince     time.Time // first failed publish since the last success
@@ -225,11 +228,11 @@ func (h *pipelineHealth) check(now time.Time) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	switch {
-	case !h.inFlightSince.IsZero() && now.Sub(h.inFlightSince) > publishDeadAfter:
+	case !h.inFlightSince.IsZero() && now.Sub(h.inFlightSince) > h.publishDeadAfter:
 		return fmt.Errorf("a publish has hung for %s", now.Sub(h.inFlightSince).Round(time.Second))
-	case !h.failingSince.IsZero() && now.Sub(h.failingSince) > publishDeadAfter:
+	case !h.failingSince.IsZero() && now.Sub(h.failingSince) > h.publishDeadAfter:
 		return fmt.Errorf("publishing has failed for %s: %w", now.Sub(h.failingSince).Round(time.Second), h.lastErr)
-	case !h.unconsumedSince.IsZero() && now.Sub(h.unconsumedSince) > consumeDeadAfter:
+	case !h.unconsumedSince.IsZero() && now.Sub(h.unconsumedSince) > h.consumeDeadAfter:
 		return fmt.Errorf("no message consumed for %s although publishing works", now.Sub(h.unconsumedSince).Round(time.Second))
 	}
 	return nil

@@ -49,10 +49,6 @@ const (
 	maxBackoff = 30 * time.Second
 	// A session that stayed healthy this long earns a fresh, short backoff.
 	healthySession = time.Minute
-	// Brokers' clients reconnect by themselves when they can; these limits catch
-	// the cases where they silently cannot, so the supervisor starts over.
-	publishDeadAfter = 20 * time.Second
-	consumeDeadAfter = 30 * time.Second
 )
 
 // supervisor keeps one broker's pipeline running: it connects, runs the router
@@ -63,8 +59,12 @@ type supervisor struct {
 	broker  broker
 	metrics *wmprom.Metrics
 	rate    float64
-	log     *slog.Logger
-	wmLog   watermill.LoggerAdapter
+	// stall is how long publishing may fail or hang before the session is
+	// restarted. Brokers' clients reconnect by themselves when they can; this
+	// catches the cases where they silently cannot.
+	stall time.Duration
+	log   *slog.Logger
+	wmLog watermill.LoggerAdapter
 }
 
 func (s *supervisor) run(ctx context.Context) {
@@ -107,7 +107,7 @@ func (s *supervisor) session(ctx context.Context) error {
 		return fmt.Errorf("create router: %w", err)
 	}
 	router.AddPlugin(s.metrics.Plugin)
-	health := &pipelineHealth{}
+	health := &pipelineHealth{publishDeadAfter: s.stall, consumeDeadAfter: s.stall * 3 / 2}
 	p := &pipeline{prefix: s.broker.name, health: health}
 	if err := p.addHandlers(router, conn); err != nil {
 		return err

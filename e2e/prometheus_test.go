@@ -1,0 +1,221 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// prometheusBinary is Debian's prometheus package; .ci/run installs it.
+const prometheusBinary = "/usr/bin/prometheus"
+
+// promServer is a real Prometheus scraping the demo.
+type promServer struct {
+	base string // http://127.0.0.1:port
+	log  *lockedBuffer
+}
+
+// startPrometheus runs Prometheus on a free loopback port with a fresh TSDB,
+// scraping target every second, and waits until it is ready.
+func startPrometheus(t *testing.T, target string) *promServer {
+	t.Helper()
+	bin := prometheusBinary
+	if p := os.Getenv("WMPROM_PROMETHEUS"); p != "" {
+		bin = p
+	}
+	if _, err := os.Stat(bin); err != nil {
+		t.Skipf("SKIPPED, NOT PASSED: no Prometheus server at %s (install Debian's prometheus package, as .ci/run does, or set WMPROM_PROMETHEUS): %v", bin, err)
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`global:
+  scrape_interval: 1s
+  scrape_timeout: 1s
+  evaluation_interval: 1s
+scrape_configs:
+  - job_name: wmprom-demo
+    static_configs:
+      - targets: [%q]
+`, target)
+	cfgPath := filepath.Join(dir, "prometheus.yml")
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	p := &promServer{base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &lockedBuffer{}}
+	cmd := exec.Command(bin,
+		"--config.file="+cfgPath,
+		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
+		"--log.level=warn",
+	)
+	cmd.Stdout = p.log
+	cmd.Stderr = p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start prometheus: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(done)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("prometheus log:\n%s", tail(p.log.String(), 30))
+		}
+	})
+	err := eventually(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
+		select {
+		case <-done:
+			return fmt.Errorf("prometheus exited: %s", p.log.String())
+		default:
+		}
+		resp, err := http.Get(p.base + "/-/ready")
+		if err != nil {
+			return err
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("/-/ready: %s", resp.Status)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("prometheus not ready: %v", err)
+	}
+	return p
+}
+
+// sample is one series of an instant query result.
+type sample struct {
+	labels map[string]string
+	value  float64
+}
+
+// apiGet calls a Prometheus HTTP API endpoint and decodes its data field.
+func (p *promServer) apiGet(path string, params url.Values, data any) error {
+	resp, err := http.Get(p.base + path + "?" + params.Encode())
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return err
+	}
+	var envelope struct {
+		Status    string          `json:"status"`
+		Data      json.RawMessage `json:"data"`
+		ErrorType string          `json:"errorType"`
+		Error     string          `json:"error"`
+	}
+	if err := json.Unmarshal(body, &envelope); err != nil {
+		return fmt.Errorf("%s: %s: undecodable answer %q", path, resp.Status, body)
+	}
+	if envelope.Status != "success" {
+		return fmt.Errorf("%s: %s: %s", path, envelope.ErrorType, envelope.Error)
+	}
+	return json.Unmarshal(envelope.Data, data)
+}
+
+// query evaluates expr at instant at.
+func (p *promServer) query(expr string, at time.Time) ([]sample, error) {
+	var data struct {
+		ResultType string          `json:"resultType"`
+		Result     json.RawMessage `json:"result"`
+	}
+	params := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
+	if err := p.apiGet("/api/v1/query", params, &data); err != nil {
+		return nil, err
+	}
+	switch data.ResultType {
+	case "vector":
+		var vec []struct {
+			Metric map[string]string `json:"metric"`
+			Value  [2]any            `json:"value"`
+		}
+		if err := json.Unmarshal(data.Result, &vec); err != nil {
+			return nil, err
+		}
+		out := make([]sample, 0, len(vec))
+		for _, s := range vec {
+			v, err := parseValue(s.Value[1])
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, sample{labels: s.Metric, value: v})
+		}
+		return out, nil
+	case "scalar":
+		var sc [2]any
+		if err := json.Unmarshal(data.Result, &sc); err != nil {
+			return nil, err
+		}
+		v, err := parseValue(sc[1])
+		if err != nil {
+			return nil, err
+		}
+		return []sample{{value: v}}, nil
+	}
+	return nil, fmt.Errorf("unexpected result type %q for %s", data.ResultType, expr)
+}
+
+func parseValue(v any) (float64, error) {
+	s, ok := v.(string)
+	if !ok {
+		return 0, fmt.Errorf("sample value %v is not a string", v)
+	}
+	return strconv.ParseFloat(s, 64)
+}
+
+// labelValues is what Grafana's label_values(selector, label) runs.
+func (p *promServer) labelValues(label, selector string) ([]string, error) {
+	params := url.Values{}
+	if selector != "" {
+		params.Set("match[]", selector)
+	}
+	var values []string
+	err := p.apiGet("/api/v1/label/"+url.PathEscape(label)+"/values", params, &values)
+	return values, err
+}
+
+// finiteCount counts the samples that a Grafana panel would draw.
+func finiteCount(samples []sample) int {
+	n := 0
+	for _, s := range samples {
+		if !math.IsNaN(s.value) && !math.IsInf(s.value, 0) {
+			n++
+		}
+	}
+	return n
+}
+
+func describe(samples []sample) string {
+	var b strings.Builder
+	for i, s := range samples {
+		if i == 5 {
+			fmt.Fprintf(&b, " ... (%d series)", len(samples))
+			break
+		}
+		fmt.Fprintf(&b, " %v=%v", s.labels, s.value)
+	}
+	return b.String()
+}
