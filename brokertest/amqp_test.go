@@ -8,6 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
+	"github.com/testcontainers/testcontainers-go"
 	tcrabbitmq "github.com/testcontainers/testcontainers-go/modules/rabbitmq"
 )
 
@@ -24,19 +25,15 @@ func amqpURL(t *testing.T) (url, source string) {
 	}
 	var passed sourceLog
 	passed.pass("WMPROM_TEST_AMQP not set")
-	if err := dockerAvailable(); err == nil {
-		ctx := context.Background()
+	if u, ok := fromContainer(t, &passed, rabbitImage, func(ctx context.Context) (testcontainers.Container, string, error) {
 		c, err := tcrabbitmq.Run(ctx, rabbitImage)
-		if err == nil {
-			t.Cleanup(func() { _ = c.Terminate(context.Background()) })
-			u, err := c.AmqpURL(ctx)
-			if err == nil {
-				return u, "testcontainers " + rabbitImage + " at " + redactURL(u)
-			}
+		if err != nil {
+			return c, "", err
 		}
-		passed.pass("testcontainers RabbitMQ failed: %v", err)
-	} else {
-		passed.pass("no Docker engine (%v)", err)
+		u, err := c.AmqpURL(ctx)
+		return c, u, err
+	}); ok {
+		return u, "testcontainers " + rabbitImage + " at " + redactURL(u)
 	}
 	t.Skipf("no RabbitMQ (no in-process AMQP broker exists): %s; set WMPROM_TEST_AMQP=amqp://user:pass@host:5672/", passed)
 	return "", ""

@@ -141,6 +141,28 @@ func (s *sourceLog) pass(format string, args ...any) { *s = append(*s, fmt.Sprin
 
 func (s sourceLog) String() string { return strings.Join(s, "; ") }
 
+// fromContainer starts a broker through testcontainers when a Docker
+// engine answers. run returns the container (nil or not) and the address
+// to use; the container is terminated when the test ends.
+func fromContainer(t *testing.T, passed *sourceLog, what string,
+	run func(ctx context.Context) (testcontainers.Container, string, error),
+) (string, bool) {
+	t.Helper()
+	if err := dockerAvailable(); err != nil {
+		passed.pass("no Docker engine for testcontainers (%v)", err)
+		return "", false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	c, addr, err := run(ctx)
+	testcontainers.CleanupContainer(t, c)
+	if err != nil {
+		passed.pass("testcontainers %s failed: %v", what, err)
+		return "", false
+	}
+	return addr, true
+}
+
 // --- the scenario ---------------------------------------------------------
 
 // caseSpec is one kind of message on the input topic: what its handler

@@ -10,6 +10,7 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/testcontainers/testcontainers-go"
 	tckafka "github.com/testcontainers/testcontainers-go/modules/kafka"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
@@ -27,19 +28,15 @@ func kafkaBrokers(t *testing.T) (brokers []string, source string) {
 	}
 	var passed sourceLog
 	passed.pass("WMPROM_TEST_KAFKA not set")
-	if err := dockerAvailable(); err == nil {
-		ctx := context.Background()
+	if addr, ok := fromContainer(t, &passed, kafkaImage, func(ctx context.Context) (testcontainers.Container, string, error) {
 		c, err := tckafka.Run(ctx, kafkaImage, tckafka.WithClusterID("wmprom-brokertest"))
-		if err == nil {
-			t.Cleanup(func() { _ = c.Terminate(context.Background()) })
-			b, err := c.Brokers(ctx)
-			if err == nil {
-				return b, "testcontainers " + kafkaImage + " at " + strings.Join(b, ",")
-			}
+		if err != nil {
+			return c, "", err
 		}
-		passed.pass("testcontainers Kafka failed: %v", err)
-	} else {
-		passed.pass("no Docker engine (%v)", err)
+		b, err := c.Brokers(ctx)
+		return c, strings.Join(b, ","), err
+	}); ok {
+		return strings.Split(addr, ","), "testcontainers " + kafkaImage + " at " + addr
 	}
 	return startKfake(t, 0), "in-process franz-go kfake cluster (" + passed.String() + ")"
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/testcontainers/testcontainers-go"
 	tcnats "github.com/testcontainers/testcontainers-go/modules/nats"
 )
 
@@ -27,19 +28,15 @@ func natsURL(t *testing.T) (url, source string) {
 	}
 	var passed sourceLog
 	passed.pass("WMPROM_TEST_NATS not set")
-	if err := dockerAvailable(); err == nil {
-		ctx := context.Background()
+	if u, ok := fromContainer(t, &passed, natsImage, func(ctx context.Context) (testcontainers.Container, string, error) {
 		c, err := tcnats.Run(ctx, natsImage)
-		if err == nil {
-			t.Cleanup(func() { _ = c.Terminate(context.Background()) })
-			u, err := c.ConnectionString(ctx)
-			if err == nil {
-				return u, "testcontainers " + natsImage + " at " + u
-			}
+		if err != nil {
+			return c, "", err
 		}
-		passed.pass("testcontainers NATS failed: %v", err)
-	} else {
-		passed.pass("no Docker engine (%v)", err)
+		u, err := c.ConnectionString(ctx)
+		return c, u, err
+	}); ok {
+		return u, "testcontainers " + natsImage + " (with -js) at " + u
 	}
 	s := startNATSServer(t, -1, t.TempDir())
 	return s.ClientURL(), "embedded nats-server " + server.VERSION + " with JetStream at " + s.ClientURL() + " (" + passed.String() + ")"

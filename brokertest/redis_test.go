@@ -11,6 +11,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/alicebob/miniredis/v2"
 	"github.com/redis/go-redis/v9"
+	"github.com/testcontainers/testcontainers-go"
 	tcredis "github.com/testcontainers/testcontainers-go/modules/redis"
 )
 
@@ -27,19 +28,15 @@ func redisOptions(t *testing.T) (*redis.Options, string) {
 	}
 	var passed sourceLog
 	passed.pass("WMPROM_TEST_REDIS not set")
-	if err := dockerAvailable(); err == nil {
-		ctx := context.Background()
+	if u, ok := fromContainer(t, &passed, redisImage, func(ctx context.Context) (testcontainers.Container, string, error) {
 		c, err := tcredis.Run(ctx, redisImage)
-		if err == nil {
-			t.Cleanup(func() { _ = c.Terminate(context.Background()) })
-			u, err := c.ConnectionString(ctx)
-			if err == nil {
-				return parseRedis(t, u), "testcontainers " + redisImage + " at " + u
-			}
+		if err != nil {
+			return c, "", err
 		}
-		passed.pass("testcontainers Redis failed: %v", err)
-	} else {
-		passed.pass("no Docker engine (%v)", err)
+		u, err := c.ConnectionString(ctx)
+		return c, u, err
+	}); ok {
+		return parseRedis(t, u), "testcontainers " + redisImage + " at " + u
 	}
 	mr := miniredis.RunT(t)
 	return &redis.Options{Addr: mr.Addr()}, "in-process miniredis at " + mr.Addr() + " (" + passed.String() + ")"
