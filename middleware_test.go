@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -236,6 +237,39 @@ func TestOutcomes(t *testing.T) {
 		processed: 3,
 		want:      panicked,
 	}, {
+		name: "an outer Retry (Plugin, so Middleware innermost): every attempt counts",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddMiddleware(quickRetry.Middleware)
+			viaPlugin(r, ps, m, h)
+		},
+		handle:    failTwice,
+		processed: 4,
+		want: `
+			received_messages_total{handler="orders"} 4
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 2
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 2`,
+	}, {
+		name: "an inner Retry (Middleware added first): one delivery is one message",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddMiddleware(m.Middleware, quickRetry.Middleware)
+			r.AddHandler("orders", "orders", ps, "payments", ps, h)
+		},
+		handle:    failTwice,
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+	}, {
 		name: "an inner PoisonQueue dead-letters the message: rejected, no exception",
 		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
 			pq, err := middleware.PoisonQueue(ps, "poison")
@@ -378,6 +412,16 @@ func onFirst(err error) func(int, *message.Message) ([]*message.Message, error) 
 		}
 		return nil, nil
 	}
+}
+
+// quickRetry retries twice, 1 ms apart.
+var quickRetry = middleware.Retry{MaxRetries: 2, InitialInterval: time.Millisecond, Multiplier: 1}
+
+func failTwice(attempt int, _ *message.Message) ([]*message.Message, error) {
+	if attempt == 1 || attempt == 2 {
+		return nil, errors.New("boom")
+	}
+	return nil, nil
 }
 
 func panicOnFirst(attempt int, _ *message.Message) ([]*message.Message, error) {
