@@ -119,7 +119,7 @@ func BenchmarkMiddlewareParallelHandlers(b *testing.B) {
 type nopPublisher struct{}
 
 func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
-func (nopPublisher) Close() error                             { return nil }
+func (nopPublisher) Close() error                              { return nil }
 
 func BenchmarkPublisher(b *testing.B) {
 	m, err := New(prometheus.NewRegistry())

@@ -30,7 +30,7 @@ func TestBrokerFromTypeName(t *testing.T) {
 type localPublisher struct{}
 
 func (localPublisher) Publish(string, ...*message.Message) error { return nil }
-func (localPublisher) Close() error                             { return nil }
+func (localPublisher) Close() error                              { return nil }
 
 func TestBrokerOf(t *testing.T) {
 	cases := []struct {

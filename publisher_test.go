@@ -12,7 +12,7 @@ import (
 type failingPublisher struct{ err error }
 
 func (p failingPublisher) Publish(string, ...*message.Message) error { return p.err }
-func (p failingPublisher) Close() error                             { return errors.New("closed twice") }
+func (p failingPublisher) Close() error                              { return errors.New("closed twice") }
 
 // slowPublisher takes d of the fake clock per call.
 type slowPublisher struct {
@@ -21,7 +21,7 @@ type slowPublisher struct {
 }
 
 func (p slowPublisher) Publish(string, ...*message.Message) error { p.clock.Advance(p.d); return nil }
-func (p slowPublisher) Close() error                            { return nil }
+func (p slowPublisher) Close() error                              { return nil }
 
 func msgs(n int) []*message.Message {
 	out := make([]*message.Message, n)
