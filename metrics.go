@@ -77,30 +77,40 @@ func (m *Metrics) customKey(msg *message.Message) string {
 	return customValues(m.cfg.custom, msg)
 }
 
+// lastReceive is one handler middleware's memory of its series: while
+// the router's names for the handler's topic and subscriber stay the same,
+// so does the series.
+type lastReceive struct {
+	subscriber, handler string
+	series              *receiveSeries
+}
+
 // receiveSeriesFor finds the series of the handler msg was delivered to.
-// last caches the previous answer for one handler's middleware, so the
-// common case is two context look-ups and two string comparisons.
-func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[receiveSeries]) *receiveSeries {
+// With last, the common case is two context look-ups and two string
+// comparisons.
+func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[lastReceive]) *receiveSeries {
 	ctx := msg.Context()
 	handler := handlerLabel(ctx)
 	subscriber := message.SubscriberNameFromCtx(ctx)
-	if !m.dynamic {
-		if s := last.Load(); s != nil && s.key.handler == handler && s.key.subscriber == subscriber {
-			return s
-		}
+	if m.dynamic {
+		return m.receiveSeries(m.brokerLabel(brokerFromTypeName(subscriber)), handler, m.customKey(msg))
 	}
-	key := receiveKey{subscriber: subscriber, handler: handler, custom: m.customKey(msg)}
+	if l := last.Load(); l != nil && l.handler == handler && l.subscriber == subscriber {
+		return l.series
+	}
+	s := m.receiveSeries(m.brokerLabel(brokerFromTypeName(subscriber)), handler, m.customStatic)
+	last.Store(&lastReceive{subscriber: subscriber, handler: handler, series: s})
+	return s
+}
+
+// receiveSeries returns the series of one label set, creating it once.
+func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
+	key := receiveKey{broker: broker, handler: handler, custom: custom}
 	if s, ok := m.receiving.Load(key); ok {
-		last.Store(s.(*receiveSeries))
 		return s.(*receiveSeries)
 	}
-	broker := brokerFromTypeName(subscriber)
-	if m.cfg.broker != nil {
-		broker = *m.cfg.broker
-	}
-	s := m.families.newReceiveSeries(key, m.appName, broker, splitCustomValues(key.custom, len(m.cfg.custom)))
+	s := m.families.newReceiveSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
 	actual, _ := m.receiving.LoadOrStore(key, s)
-	last.Store(actual.(*receiveSeries))
 	return actual.(*receiveSeries)
 }
 
@@ -108,24 +118,34 @@ func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[re
 // whose broker label is broker. A batch is labelled by its first message.
 func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[publishSeries]) *publishSeries {
 	destination := destinationLabel(topic)
-	if !m.dynamic {
-		if s := last.Load(); s != nil && s.key.destination == destination {
-			return s
-		}
-	}
-	custom := m.customStatic
 	if m.dynamic {
-		custom = customValues(m.cfg.custom, firstMessage(msgs))
+		return m.publishSeries(broker, destination, customValues(m.cfg.custom, firstMessage(msgs)))
 	}
+	if s := last.Load(); s != nil && s.key.destination == destination {
+		return s
+	}
+	s := m.publishSeries(broker, destination, m.customStatic)
+	last.Store(s)
+	return s
+}
+
+// publishSeries returns the series of one label set, creating it once.
+func (m *Metrics) publishSeries(broker, destination, custom string) *publishSeries {
 	key := publishKey{broker: broker, destination: destination, custom: custom}
 	if s, ok := m.publishing.Load(key); ok {
-		last.Store(s.(*publishSeries))
 		return s.(*publishSeries)
 	}
 	s := m.families.newPublishSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
 	actual, _ := m.publishing.LoadOrStore(key, s)
-	last.Store(actual.(*publishSeries))
 	return actual.(*publishSeries)
+}
+
+// brokerLabel is the detected broker, unless WithBroker says otherwise.
+func (m *Metrics) brokerLabel(detected string) string {
+	if m.cfg.broker != nil {
+		return *m.cfg.broker
+	}
+	return detected
 }
 
 func firstMessage(msgs []*message.Message) *message.Message {

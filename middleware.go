@@ -20,7 +20,7 @@ import (
 // so that a failure to publish a handler's produced messages counts the
 // message as an error, as it is then nacked.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
-	last := new(atomic.Pointer[receiveSeries])
+	last := new(atomic.Pointer[lastReceive])
 	return func(msg *message.Message) ([]*message.Message, error) {
 		return m.handle(h, m.receiveSeriesFor(msg, last), msg)
 	}

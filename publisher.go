@@ -21,11 +21,7 @@ func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, e
 		return pub, nil // already counted by m; wrapping again would count twice
 	}
 	m.decoratesPublishers.Store(true)
-	broker := brokerOf(pub)
-	if m.cfg.broker != nil {
-		broker = *m.cfg.broker
-	}
-	return &publisher{next: pub, metrics: m, broker: broker}, nil
+	return &publisher{next: pub, metrics: m, broker: m.brokerLabel(brokerOf(pub))}, nil
 }
 
 type publisher struct {

@@ -16,10 +16,9 @@ type receiveSeries struct {
 	exceptions *prometheus.CounterVec // curried down to exception_type
 }
 
-// receiveKey identifies a receiveSeries: the router's name for the
-// subscriber (which decides the broker label), the handler label and the
-// joined custom label values.
-type receiveKey struct{ subscriber, handler, custom string }
+// receiveKey identifies a receiveSeries by its label values (the custom
+// ones joined).
+type receiveKey struct{ broker, handler, custom string }
 
 // publishSeries holds one destination's children of the three publish
 // families.
@@ -35,8 +34,8 @@ type publishKey struct{ broker, destination, custom string }
 
 // newReceiveSeries creates the series of one handler. All five processed
 // statuses start at zero, so status panels show 0 rather than "No data".
-func (f *families) newReceiveSeries(key receiveKey, app, broker string, custom []string) *receiveSeries {
-	values := append([]string{app, broker, key.handler}, custom...)
+func (f *families) newReceiveSeries(key receiveKey, app string, custom []string) *receiveSeries {
+	values := append([]string{app, key.broker, key.handler}, custom...)
 	s := &receiveSeries{
 		key:        key,
 		received:   f.received.WithLabelValues(values...),
