@@ -1,0 +1,364 @@
+package e2e
+
+import (
+	"context"
+	"net"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/compose-spec/compose-go/v2/loader"
+	"github.com/compose-spec/compose-go/v2/types"
+	"go.yaml.in/yaml/v3"
+)
+
+// The stack's services, by the names the files refer to each other with.
+const (
+	svcKafka      = "kafka"
+	svcRabbit     = "rabbitmq"
+	svcNATS       = "nats"
+	svcRedis      = "redis"
+	svcDemo       = "demo"
+	svcPrometheus = "prometheus"
+	svcDashboards = "grafana-dashboards"
+	svcGrafana    = "grafana"
+)
+
+// loadCompose loads docker-compose.yml with the Compose specification's own
+// loader (schema validation, interpolation, path resolution), as `docker
+// compose config` would, with no environment from the host.
+func loadCompose(t *testing.T) (*types.Project, string) {
+	t.Helper()
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	details, err := loader.LoadConfigFiles(ctx, []string{filepath.Join(root, "docker-compose.yml")}, root)
+	if err != nil {
+		t.Fatalf("load docker-compose.yml: %v", err)
+	}
+	details.Environment = types.Mapping{}
+	project, err := loader.LoadWithContext(ctx, *details)
+	if err != nil {
+		t.Fatalf("docker-compose.yml is not a valid Compose file: %v", err)
+	}
+	return project, root
+}
+
+func service(t *testing.T, p *types.Project, name string) types.ServiceConfig {
+	t.Helper()
+	s, err := p.GetService(name)
+	if err != nil {
+		t.Fatalf("service %s: %v", name, err)
+	}
+	return s
+}
+
+func TestComposeStack(t *testing.T) {
+	p, root := loadCompose(t)
+
+	t.Run("services", func(t *testing.T) {
+		want := slices.Sorted(slices.Values([]string{svcKafka, svcRabbit, svcNATS, svcRedis, svcDemo, svcPrometheus, svcDashboards, svcGrafana}))
+		got := slices.Sorted(slices.Values(p.ServiceNames()))
+		if !slices.Equal(got, want) {
+			t.Fatalf("services %v, want %v", got, want)
+		}
+		if p.Name != "wmprom-demo" {
+			t.Errorf("project name %q, want wmprom-demo", p.Name)
+		}
+	})
+
+	t.Run("healthchecks", func(t *testing.T) {
+		for _, name := range []string{svcKafka, svcRabbit, svcNATS, svcRedis, svcDemo, svcPrometheus, svcGrafana} {
+			s := service(t, p, name)
+			if s.HealthCheck == nil || s.HealthCheck.Disable || len(s.HealthCheck.Test) < 2 || s.HealthCheck.Test[0] == "NONE" {
+				t.Errorf("service %s has no health check: %+v", name, s.HealthCheck)
+				continue
+			}
+			if s.HealthCheck.Interval == nil || s.HealthCheck.Retries == nil {
+				t.Errorf("service %s: health check without interval or retries", name)
+			}
+		}
+		if got := service(t, p, svcDemo).HealthCheck.Test; !slices.Equal(got, types.HealthCheckTest{"CMD", "/demo", "-healthcheck"}) {
+			t.Errorf("demo health check %v, want the binary's own -healthcheck (its image has no shell)", got)
+		}
+	})
+
+	t.Run("start order", func(t *testing.T) {
+		want := map[string]map[string]string{
+			svcDemo: {
+				svcKafka: types.ServiceConditionHealthy, svcRabbit: types.ServiceConditionHealthy,
+				svcNATS: types.ServiceConditionHealthy, svcRedis: types.ServiceConditionHealthy,
+			},
+			svcPrometheus: {svcDemo: types.ServiceConditionHealthy},
+			svcGrafana:    {svcPrometheus: types.ServiceConditionHealthy, svcDashboards: types.ServiceConditionCompletedSuccessfully},
+		}
+		for _, s := range p.Services {
+			got := map[string]string{}
+			for dep, cfg := range s.DependsOn {
+				got[dep] = cfg.Condition
+			}
+			w := want[s.Name]
+			if w == nil {
+				w = map[string]string{}
+			}
+			if !mapsEqual(got, w) {
+				t.Errorf("service %s depends on %v, want %v", s.Name, got, w)
+			}
+		}
+		var order []string
+		err := p.ForEachService(nil, func(name string, _ *types.ServiceConfig) error {
+			order = append(order, name)
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("start order: %v", err)
+		}
+		t.Logf("start order: %v", order)
+	})
+
+	t.Run("volumes and mounts", func(t *testing.T) {
+		for _, s := range p.Services {
+			for _, v := range s.Volumes {
+				switch v.Type {
+				case types.VolumeTypeVolume:
+					if _, ok := p.Volumes[v.Source]; !ok {
+						t.Errorf("service %s mounts volume %q, which is not declared", s.Name, v.Source)
+					}
+				case types.VolumeTypeBind:
+					if !strings.HasPrefix(v.Source, root+string(filepath.Separator)) {
+						t.Errorf("service %s bind-mounts %s, outside the repository", s.Name, v.Source)
+					}
+					if _, err := os.Stat(v.Source); err != nil {
+						t.Errorf("service %s mounts a missing path: %v", s.Name, err)
+					}
+					if !v.ReadOnly {
+						t.Errorf("service %s mounts %s writable; repository files must be read-only", s.Name, v.Source)
+					}
+				default:
+					t.Errorf("service %s: unexpected mount type %s", s.Name, v.Type)
+				}
+			}
+		}
+		for _, name := range []string{"kafka-data", "rabbitmq-data", "nats-data", "redis-data", "prometheus-data", "grafana-dashboards", "grafana-data"} {
+			if _, ok := p.Volumes[name]; !ok {
+				t.Errorf("named volume %s is missing", name)
+			}
+		}
+	})
+
+	t.Run("demo wiring", func(t *testing.T) {
+		demo := service(t, p, svcDemo)
+		if demo.Build == nil || demo.Build.Context != root || demo.Build.Dockerfile != "Dockerfile" {
+			t.Fatalf("demo build %+v, want the repository root and its Dockerfile", demo.Build)
+		}
+		dockerfile, err := os.ReadFile(filepath.Join(root, "Dockerfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !regexp.MustCompile(`go build .* \./demo\b`).Match(dockerfile) || !strings.Contains(string(dockerfile), `ENTRYPOINT ["/demo"]`) {
+			t.Errorf("Dockerfile does not build ./demo into /demo")
+		}
+		env := func(k string) string {
+			if v := demo.Environment[k]; v != nil {
+				return *v
+			}
+			return ""
+		}
+		if got := env("DEMO_BROKERS"); got != "kafka,rabbit,nats,redis" {
+			t.Errorf("DEMO_BROKERS=%q, want all four brokers", got)
+		}
+		checks := map[string]string{ // env var -> service it must point at, with port
+			"KAFKA_BROKERS": svcKafka + ":9092",
+			"REDIS_ADDR":    svcRedis + ":6379",
+		}
+		for k, want := range checks {
+			if got := env(k); got != want {
+				t.Errorf("%s=%q, want %q", k, got, want)
+			}
+		}
+		for k, want := range map[string]string{"AMQP_URL": svcRabbit + ":5672", "NATS_URL": svcNATS + ":4222"} {
+			u, err := url.Parse(env(k))
+			if err != nil || u.Host != want {
+				t.Errorf("%s=%q, want a URL to %s", k, env(k), want)
+			}
+		}
+		if kafka := service(t, p, svcKafka); !strings.Contains(*kafka.Environment["KAFKA_ADVERTISED_LISTENERS"], "://"+svcKafka+":9092") {
+			t.Errorf("Kafka does not advertise kafka:9092 to the demo: %s", *kafka.Environment["KAFKA_ADVERTISED_LISTENERS"])
+		}
+		_, port, err := net.SplitHostPort(env("DEMO_ADDR"))
+		if err != nil || port != "8000" {
+			t.Fatalf("DEMO_ADDR=%q, want :8000", env("DEMO_ADDR"))
+		}
+		published := false
+		for _, pc := range demo.Ports {
+			published = published || (pc.Target == 8000 && pc.Published == "8000")
+		}
+		if !published {
+			t.Errorf("demo does not publish port 8000: %+v", demo.Ports)
+		}
+	})
+
+	t.Run("prometheus config", func(t *testing.T) {
+		prom := service(t, p, svcPrometheus)
+		cfgPath := bindSource(t, prom, "/etc/prometheus/prometheus.yml")
+		rulesDir := bindSource(t, prom, "/etc/prometheus/rules")
+		raw, err := os.ReadFile(cfgPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			Global struct {
+				ScrapeInterval string `yaml:"scrape_interval"`
+			} `yaml:"global"`
+			RuleFiles     []string `yaml:"rule_files"`
+			ScrapeConfigs []struct {
+				JobName       string `yaml:"job_name"`
+				StaticConfigs []struct {
+					Targets []string `yaml:"targets"`
+				} `yaml:"static_configs"`
+			} `yaml:"scrape_configs"`
+		}
+		if err := yaml.Unmarshal(raw, &cfg); err != nil {
+			t.Fatalf("prometheus.yml: %v", err)
+		}
+		if cfg.Global.ScrapeInterval != "5s" {
+			t.Errorf("scrape_interval %q, want 5s", cfg.Global.ScrapeInterval)
+		}
+		var targets []string
+		for _, sc := range cfg.ScrapeConfigs {
+			for _, st := range sc.StaticConfigs {
+				targets = append(targets, st.Targets...)
+			}
+		}
+		if !slices.Equal(targets, []string{svcDemo + ":8000"}) {
+			t.Errorf("scrape targets %v, want [demo:8000]: the demo service and its port", targets)
+		}
+		if !slices.Equal(cfg.RuleFiles, []string{"/etc/prometheus/rules/*.rules.yml"}) {
+			t.Errorf("rule_files %v, want the mounted rules directory", cfg.RuleFiles)
+		}
+
+		promtool, err := exec.LookPath("promtool")
+		if err != nil {
+			t.Logf("promtool not installed: prometheus.yml checked as YAML only")
+			return
+		}
+		// Check the config as the container sees it: the rule glob pointed at
+		// the directory mounted there, so the rules are checked too.
+		dir := t.TempDir()
+		local := strings.ReplaceAll(string(raw), "/etc/prometheus/rules/", rulesDir+"/")
+		if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(local), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out, err := exec.Command(promtool, "check", "config", filepath.Join(dir, "prometheus.yml")).CombinedOutput()
+		if err != nil {
+			t.Fatalf("promtool check config: %v\n%s", err, out)
+		}
+		t.Logf("promtool check config:\n%s", out)
+	})
+
+	t.Run("grafana provisioning", func(t *testing.T) {
+		grafana := service(t, p, svcGrafana)
+		provDir := bindSource(t, grafana, "/etc/grafana/provisioning")
+		files := 0
+		var datasources []map[string]any
+		var providers []map[string]any
+		err := filepath.WalkDir(provDir, func(path string, d os.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			if ext := filepath.Ext(path); ext != ".yml" && ext != ".yaml" {
+				t.Errorf("unexpected file in provisioning: %s", path)
+				return nil
+			}
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			var doc struct {
+				APIVersion  int              `yaml:"apiVersion"`
+				Datasources []map[string]any `yaml:"datasources"`
+				Providers   []map[string]any `yaml:"providers"`
+			}
+			if err := yaml.Unmarshal(raw, &doc); err != nil {
+				t.Errorf("%s: %v", path, err)
+				return nil
+			}
+			if doc.APIVersion != 1 {
+				t.Errorf("%s: apiVersion %d, want 1", path, doc.APIVersion)
+			}
+			files++
+			datasources = append(datasources, doc.Datasources...)
+			providers = append(providers, doc.Providers...)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files != 2 || len(datasources) != 1 || len(providers) != 1 {
+			t.Fatalf("provisioning: %d files, %d datasources, %d providers; want 2, 1, 1", files, len(datasources), len(providers))
+		}
+		ds := datasources[0]
+		if ds["type"] != "prometheus" || ds["url"] != "http://"+svcPrometheus+":9090" || ds["uid"] != "prometheus" || ds["isDefault"] != true {
+			t.Errorf("datasource %v, want the default prometheus datasource at http://prometheus:9090 with uid prometheus", ds)
+		}
+		opts, _ := providers[0]["options"].(map[string]any)
+		path, _ := opts["path"].(string)
+		if providers[0]["type"] != "file" || path == "" {
+			t.Fatalf("dashboard provider %v, want a file provider with a path", providers[0])
+		}
+		// The provider reads the volume the init service downloads into.
+		if vol := volumeAt(grafana, path); vol != "grafana-dashboards" {
+			t.Errorf("grafana mounts %q at the provider path %s, want the grafana-dashboards volume", vol, path)
+		}
+		init := service(t, p, svcDashboards)
+		if vol := volumeAt(init, path); vol != "grafana-dashboards" {
+			t.Errorf("grafana-dashboards mounts %q at %s, want the grafana-dashboards volume", vol, path)
+		}
+		script := strings.Join(init.Command, " ")
+		if !strings.Contains(script, "https://grafana.com/api/dashboards/22130/revisions/latest/download") ||
+			!strings.Contains(script, path+"/") {
+			t.Errorf("grafana-dashboards does not download dashboard 22130 into %s: %s", path, script)
+		}
+	})
+}
+
+// bindSource returns the host path bind-mounted at target in s.
+func bindSource(t *testing.T, s types.ServiceConfig, target string) string {
+	t.Helper()
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeBind && v.Target == target {
+			return v.Source
+		}
+	}
+	t.Fatalf("service %s mounts nothing at %s", s.Name, target)
+	return ""
+}
+
+// volumeAt returns the named volume mounted at target in s, or "".
+func volumeAt(s types.ServiceConfig, target string) string {
+	for _, v := range s.Volumes {
+		if v.Type == types.VolumeTypeVolume && v.Target == target {
+			return v.Source
+		}
+	}
+	return ""
+}
+
+func mapsEqual(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
