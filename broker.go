@@ -30,8 +30,10 @@ func brokerFromTypeName(name string) string {
 }
 
 // brokerOf detects the broker of a publisher or subscriber value.
-func brokerOf(v any) string {
-	t := reflect.TypeOf(v)
+func brokerOf(v any) string { return brokerOfType(reflect.TypeOf(v)) }
+
+// brokerOfType detects the broker from the package that defines t.
+func brokerOfType(t reflect.Type) string {
 	for t != nil && t.Kind() == reflect.Pointer {
 		t = t.Elem()
 	}

@@ -45,6 +45,7 @@ type config struct {
 	custom            []customLabel
 	errorType         func(error) string
 	maxExceptionTypes int
+	destinations      []string
 	now               func() time.Time // tests replace it to make durations exact
 }
 
@@ -124,6 +125,15 @@ func WithMaxExceptionTypes(n int) Option {
 	return func(c *config) { c.maxExceptionTypes = n }
 }
 
+// WithDestinations declares topics the application publishes to, so that
+// every decorated publisher creates their series at zero before its first
+// publish; increase() and rate() then see even the first message. Topics
+// not declared get their series on their first publish, whose first
+// message those functions miss.
+func WithDestinations(topics ...string) Option {
+	return func(c *config) { c.destinations = append(c.destinations, topics...) }
+}
+
 var (
 	metricPrefixRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 	labelNameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -153,6 +163,11 @@ func (c *config) validate() error {
 	}
 	if c.maxExceptionTypes < 1 {
 		bad("max exception types is %d, want at least 1", c.maxExceptionTypes)
+	}
+	for _, d := range c.destinations {
+		if d == "" {
+			bad("a declared destination is empty")
+		}
 	}
 	seen := map[string]bool{}
 	for _, l := range c.custom {

@@ -7,7 +7,9 @@ import (
 )
 
 // Plugin instruments a whole router: it adds Middleware as a router-level
-// middleware and DecoratePublisher as a publisher decorator. Register it
+// middleware and DecoratePublisher as a publisher decorator, and creates
+// each handler's series at zero when the router subscribes it, so that
+// increase() and rate() see even the first message. Register it
 // with router.AddPlugin(m.Plugin). Plugins run when the router starts,
 // after the middlewares added before, so Middleware ends up innermost:
 // it sees every attempt of a Retry and the errors a PoisonQueue or
@@ -18,5 +20,6 @@ func (m *Metrics) Plugin(r *message.Router) error {
 	}
 	r.AddMiddleware(m.Middleware)
 	r.AddPublisherDecorators(m.DecoratePublisher)
+	r.AddSubscriberDecorators(m.decorateSubscriber)
 	return nil
 }

@@ -21,7 +21,13 @@ func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, e
 		return pub, nil // already counted by m; wrapping again would count twice
 	}
 	m.decoratesPublishers.Store(true)
-	return &publisher{next: pub, metrics: m, broker: m.brokerLabel(brokerOf(pub))}, nil
+	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(brokerOf(pub))}
+	if !m.dynamic {
+		for _, topic := range m.cfg.destinations {
+			m.publishSeries(p.broker, topic, m.customStatic)
+		}
+	}
+	return p, nil
 }
 
 type publisher struct {

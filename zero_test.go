@@ -1,0 +1,135 @@
+package wmprom
+
+import (
+	"context"
+	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+)
+
+// With the Plugin, a running router exposes every handler's series at
+// zero before any message arrives.
+func TestPluginCreatesHandlerSeriesAtZero(t *testing.T) {
+	m, reg := newMetrics(t, WithLabel("region", "eu"))
+	tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
+		r.AddPlugin(m.Plugin)
+		r.AddConsumerHandler("orders-handler", "orders", ps, func(*message.Message) error { return nil })
+		r.AddConsumerHandler("payments-handler", "payments", ps, func(*message.Message) error { return nil })
+	})
+	// Router.Running is closed after every handler has subscribed.
+	assertSamples(t, reg, []string{"app_name", "region"}, `
+		received_messages_total{broker="gochannel",handler="orders"} 0
+		received_messages_total{broker="gochannel",handler="payments"} 0
+		received_messages_in_process{broker="gochannel",handler="orders"} 0
+		received_messages_in_process{broker="gochannel",handler="payments"} 0
+		received_messages_size_bytes_count{broker="gochannel",handler="orders"} 0
+		received_messages_size_bytes_sum{broker="gochannel",handler="orders"} 0
+		received_messages_size_bytes_count{broker="gochannel",handler="payments"} 0
+		received_messages_size_bytes_sum{broker="gochannel",handler="payments"} 0
+		received_processed_messages_duration_seconds_count{broker="gochannel",handler="orders"} 0
+		received_processed_messages_duration_seconds_sum{broker="gochannel",handler="orders"} 0
+		received_processed_messages_duration_seconds_count{broker="gochannel",handler="payments"} 0
+		received_processed_messages_duration_seconds_sum{broker="gochannel",handler="payments"} 0
+		received_processed_messages_total{broker="gochannel",handler="orders",status="acked"} 0
+		received_processed_messages_total{broker="gochannel",handler="orders",status="error"} 0
+		received_processed_messages_total{broker="gochannel",handler="orders",status="nacked"} 0
+		received_processed_messages_total{broker="gochannel",handler="orders",status="rejected"} 0
+		received_processed_messages_total{broker="gochannel",handler="orders",status="skipped"} 0
+		received_processed_messages_total{broker="gochannel",handler="payments",status="acked"} 0
+		received_processed_messages_total{broker="gochannel",handler="payments",status="error"} 0
+		received_processed_messages_total{broker="gochannel",handler="payments",status="nacked"} 0
+		received_processed_messages_total{broker="gochannel",handler="payments",status="rejected"} 0
+		received_processed_messages_total{broker="gochannel",handler="payments",status="skipped"} 0`,
+		"received_messages_total", "received_messages_in_process", "received_messages_size_bytes",
+		"received_processed_messages_duration_seconds", "received_processed_messages_total")
+
+	// The first message counts on the series that already exists: the
+	// labels the middleware computes match the early ones.
+	tr.publish(t, "orders", "x")
+	eventually(t, "1 processed", func() bool { return processedTotal(t, reg) == 1 })
+	assertSamples(t, reg, []string{"app_name"}, `
+		received_messages_total{broker="gochannel",handler="orders",region="eu"} 1
+		received_messages_total{broker="gochannel",handler="payments",region="eu"} 0`,
+		"received_messages_total")
+}
+
+// namedSubscriber names itself: the router then labels it by that name,
+// which the subscriber decorator cannot know in advance.
+type namedSubscriber struct{ *gochannel.GoChannel }
+
+func (namedSubscriber) String() string { return "Bus" }
+
+func TestSubscriberBroker(t *testing.T) {
+	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	wrapped, err := message.MessageTransformSubscriberDecorator(func(*message.Message) {})(ps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name      string
+		sub       message.Subscriber
+		broker    string
+		wantKnown bool
+	}{
+		{"a plain subscriber", ps, "gochannel", true},
+		{"inside the router's context decorator", wrapped, "gochannel", true},
+		{"a subscriber with a String method", namedSubscriber{ps}, "unknown", false},
+	}
+	for _, tc := range cases {
+		broker, known := subscriberBroker(tc.sub)
+		if broker != tc.broker || known != tc.wantKnown {
+			t.Errorf("%s: got %q, %v; want %q, %v", tc.name, broker, known, tc.broker, tc.wantKnown)
+		}
+	}
+}
+
+// Where the label values are not known before a message, nothing is
+// created early: a series with guessed values would stay at zero forever.
+func TestNoEarlySeriesWhenValuesAreUnknown(t *testing.T) {
+	tenant := func(msg *message.Message) string { return msg.Metadata.Get("tenant") }
+	cases := []struct {
+		name string
+		opts []Option
+		sub  func(*gochannel.GoChannel) message.Subscriber
+	}{
+		{"a label computed per message", []Option{WithLabelFunc("tenant", tenant)}, func(ps *gochannel.GoChannel) message.Subscriber { return ps }},
+		{"a subscriber with a String method", nil, func(ps *gochannel.GoChannel) message.Subscriber { return namedSubscriber{ps} }},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, reg := newMetrics(t, tc.opts...)
+			ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+			sub, _ := m.decorateSubscriber(tc.sub(ps))
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if _, err := sub.Subscribe(ctx, "orders"); err != nil {
+				t.Fatal(err)
+			}
+			if got := samples(t, reg, nil, "received_messages_total"); got != "" {
+				t.Errorf("created early: %s", got)
+			}
+		})
+	}
+}
+
+func TestWithDestinations(t *testing.T) {
+	m, reg := newMetrics(t, WithDestinations("payments", "refunds"))
+	if got := samples(t, reg, nil, "published_messages_total"); got != "" {
+		t.Errorf("before any publisher is decorated: %s", got)
+	}
+	if _, err := m.DecoratePublisher(localPublisher{}); err != nil {
+		t.Fatal(err)
+	}
+	assertSamples(t, reg, []string{"app_name"}, `
+		published_messages_total{broker="wmprom",destination="payments",status="error"} 0
+		published_messages_total{broker="wmprom",destination="payments",status="success"} 0
+		published_messages_total{broker="wmprom",destination="refunds",status="error"} 0
+		published_messages_total{broker="wmprom",destination="refunds",status="success"} 0
+		published_messages_duration_seconds_count{broker="wmprom",destination="payments"} 0
+		published_messages_duration_seconds_sum{broker="wmprom",destination="payments"} 0
+		published_messages_duration_seconds_count{broker="wmprom",destination="refunds"} 0
+		published_messages_duration_seconds_sum{broker="wmprom",destination="refunds"} 0`,
+		"published_messages_total", "published_messages_duration_seconds")
+}
