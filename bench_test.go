@@ -153,3 +153,36 @@ func BenchmarkPublisher(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkMiddlewareExemplars prices exemplars: off, on for a message
+// without a trace (one metadata look-up), and on with a traceparent.
+func BenchmarkMiddlewareExemplars(b *testing.B) {
+	ctx := routerContext(b, "orders")
+	cases := []struct {
+		name   string
+		opts   []Option
+		traced bool
+	}{
+		{"off", []Option{WithExemplars(false)}, false},
+		{"on-untraced", nil, false},
+		{"on-traced", nil, true},
+	}
+	for _, tc := range cases {
+		b.Run(tc.name, func(b *testing.B) {
+			m, err := New(prometheus.NewRegistry(), tc.opts...)
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := m.Middleware(emptyHandler)
+			msg := message.NewMessage("1", []byte("payload"))
+			if tc.traced {
+				msg.Metadata.Set("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+			}
+			msg.SetContext(ctx)
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = h(msg)
+			}
+		})
+	}
+}

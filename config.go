@@ -46,6 +46,8 @@ type config struct {
 	errorType         func(error) string
 	maxExceptionTypes int
 	destinations      []string
+	exemplars         bool
+	traceID           func(*message.Message) string
 	now               func() time.Time // tests replace it to make durations exact
 }
 
@@ -55,6 +57,7 @@ func newConfig(opts []Option) *config {
 		sizeBuckets:       defaultSizeBuckets(),
 		durationBuckets:   defaultDurationBuckets(),
 		maxExceptionTypes: defaultMaxExceptionTypes,
+		exemplars:         true,
 		now:               time.Now,
 	}
 	for _, opt := range opts {
@@ -132,6 +135,30 @@ func WithMaxExceptionTypes(n int) Option {
 // message those functions miss.
 func WithDestinations(topics ...string) Option {
 	return func(c *config) { c.destinations = append(c.destinations, topics...) }
+}
+
+// WithExemplars turns exemplars on (the default) or off. When on, a
+// message that carries a trace adds its trace id as an exemplar to the
+// counters and duration histograms it updates. Off, no message pays the
+// look-up of its trace.
+func WithExemplars(on bool) Option {
+	return func(c *config) { c.exemplars = on }
+}
+
+// WithTraceID replaces how a message's trace id is found (by default, from
+// a W3C traceparent in its metadata). With OpenTelemetry in the message's
+// context, for example:
+//
+//	wmprom.WithTraceID(func(msg *message.Message) string {
+//		if sc := trace.SpanContextFromContext(msg.Context()); sc.HasTraceID() {
+//			return sc.TraceID().String()
+//		}
+//		return ""
+//	})
+//
+// Return "" for a message without a trace.
+func WithTraceID(fn func(*message.Message) string) Option {
+	return func(c *config) { c.traceID = fn }
 }
 
 var (

@@ -27,21 +27,22 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.Message) (produced []*message.Message, err error) {
-	s.received.Inc()
+	traceID := m.traceID(msg)
+	add(s.received, 1, traceID)
 	s.size.Observe(float64(len(msg.Payload)))
 	s.inProcess.Inc()
 	poisonedBefore := poisoned(msg)
 	start := m.cfg.now()
 	returned := false
 	defer func() {
-		s.duration.Observe(m.cfg.now().Sub(start).Seconds())
+		observe(s.duration, m.cfg.now().Sub(start).Seconds(), traceID)
 		s.inProcess.Dec()
 		if !returned {
 			// The handler panicked. Count it and let the panic go on
 			// unrecovered: recovering is the business of a Recoverer
 			// middleware or of the router.
-			s.processed[statusError].Inc()
-			s.exceptions.WithLabelValues(exceptionPanic).Inc()
+			add(s.processed[statusError], 1, traceID)
+			add(s.exceptions.WithLabelValues(exceptionPanic), 1, traceID)
 		}
 	}()
 	produced, err = h(msg)
@@ -52,18 +53,18 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 		produced = nil
 	}
 	if v.routerErr == nil && len(produced) > 0 {
-		if m.awaitPublish(s, msg, produced) {
+		if m.awaitPublish(s, msg, produced, traceID) {
 			return produced, nil
 		}
 	}
-	m.record(s, v.status, v.exception)
+	m.record(s, v.status, v.exception, traceID)
 	return produced, v.routerErr
 }
 
 // record counts one processed message of s.
-func (m *Metrics) record(s *receiveSeries, st status, exception error) {
-	s.processed[st].Inc()
+func (m *Metrics) record(s *receiveSeries, st status, exception error, traceID string) {
+	add(s.processed[st], 1, traceID)
 	if exception != nil {
-		s.exceptions.WithLabelValues(m.processExceptionTypes.of(exception)).Inc()
+		add(s.exceptions.WithLabelValues(m.processExceptionTypes.of(exception)), 1, traceID)
 	}
 }

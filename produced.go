@@ -19,23 +19,24 @@ type awaitingKey struct{}
 // awaiting is the undecided status of one consumed message.
 type awaiting struct {
 	series  *receiveSeries
+	traceID string
 	decided atomic.Bool
 }
 
 // awaitPublish arranges for the status of msg to be recorded when the
 // router publishes produced. It refuses when no decorated publisher of
 // this Metrics can be on the way: then the caller records the status now.
-func (m *Metrics) awaitPublish(s *receiveSeries, msg *message.Message, produced []*message.Message) bool {
+func (m *Metrics) awaitPublish(s *receiveSeries, msg *message.Message, produced []*message.Message, traceID string) bool {
 	if message.PublisherNameFromCtx(msg.Context()) == "<nil>" {
 		// The handler has no publisher: the router fails before any
 		// publish, with ErrOutputInNoPublisherHandler.
-		m.record(s, statusError, message.ErrOutputInNoPublisherHandler)
+		m.record(s, statusError, message.ErrOutputInNoPublisherHandler, traceID)
 		return true
 	}
 	if !m.decoratesPublishers.Load() || message.PublishTopicFromCtx(msg.Context()) == "" {
 		return false
 	}
-	a := &awaiting{series: s}
+	a := &awaiting{series: s, traceID: traceID}
 	m.pending.Add(1)
 	for _, p := range produced {
 		p.SetContext(context.WithValue(p.Context(), awaitingKey{}, a))
@@ -56,9 +57,9 @@ func (m *Metrics) settle(msgs []*message.Message, err error) {
 		}
 		m.pending.Add(-1)
 		if err != nil {
-			m.record(a.series, statusError, err)
+			m.record(a.series, statusError, err, a.traceID)
 		} else {
-			m.record(a.series, statusAcked, nil)
+			m.record(a.series, statusAcked, nil, a.traceID)
 		}
 	}
 }

@@ -39,17 +39,19 @@ type publisher struct {
 
 // Publish publishes through the wrapped publisher and records the call.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
-	s := p.metrics.publishSeriesFor(p.broker, topic, msgs, &p.last)
-	start := p.metrics.cfg.now()
+	m := p.metrics
+	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
+	traceID := m.traceID(firstMessage(msgs))
+	start := m.cfg.now()
 	err := p.next.Publish(topic, msgs...)
-	s.duration.Observe(p.metrics.cfg.now().Sub(start).Seconds())
+	observe(s.duration, m.cfg.now().Sub(start).Seconds(), traceID)
 	if err != nil {
-		s.failed.Add(float64(len(msgs)))
-		s.exceptions.WithLabelValues(p.metrics.publishExceptionTypes.of(err)).Inc()
+		add(s.failed, float64(len(msgs)), traceID)
+		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, traceID)
 	} else {
-		s.succeeded.Add(float64(len(msgs)))
+		add(s.succeeded, float64(len(msgs)), traceID)
 	}
-	p.metrics.settle(msgs, err)
+	m.settle(msgs, err)
 	return err
 }
 

@@ -1,0 +1,76 @@
+package wmprom
+
+import (
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// A histogram tells how slow messages are; an exemplar names one of them,
+// by the trace it belongs to, so a slow or failed message can be followed
+// from a dashboard panel to its trace. Exemplars are only exposed in the
+// OpenMetrics format: serve /metrics with promhttp.HandlerOpts{
+// EnableOpenMetrics: true} and run Prometheus with exemplar storage.
+
+// traceparentKey is the metadata key of the W3C trace context, which is
+// how Watermill's tracing middlewares carry a trace from publisher to
+// handler.
+const traceparentKey = "traceparent"
+
+// exemplarLabel names the trace in an exemplar, as Grafana expects.
+const exemplarLabel = "trace_id"
+
+// traceID returns the id of the trace msg belongs to, or "" for none.
+func (m *Metrics) traceID(msg *message.Message) string {
+	if !m.cfg.exemplars || msg == nil {
+		return ""
+	}
+	if m.cfg.traceID != nil {
+		return m.cfg.traceID(msg)
+	}
+	return traceIDFromTraceparent(msg.Metadata.Get(traceparentKey))
+}
+
+// traceIDFromTraceparent reads the trace id out of a W3C traceparent
+// value, "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>". An
+// invalid value gives "", never an error: a bad header must not cost the
+// message its metrics.
+func traceIDFromTraceparent(tp string) string {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return ""
+	}
+	id := tp[3:35]
+	zero := true
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return ""
+		}
+		zero = zero && c == '0'
+	}
+	if zero {
+		return ""
+	}
+	return id
+}
+
+// add adds v to c, with traceID as its exemplar when there is one.
+func add(c prometheus.Counter, v float64, traceID string) {
+	if traceID != "" {
+		if ea, ok := c.(prometheus.ExemplarAdder); ok {
+			ea.AddWithExemplar(v, prometheus.Labels{exemplarLabel: traceID})
+			return
+		}
+	}
+	c.Add(v)
+}
+
+// observe observes v in o, with traceID as its exemplar when there is one.
+func observe(o prometheus.Observer, v float64, traceID string) {
+	if traceID != "" {
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, prometheus.Labels{exemplarLabel: traceID})
+			return
+		}
+	}
+	o.Observe(v)
+}
