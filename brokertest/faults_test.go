@@ -2,6 +2,7 @@ package brokertest
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -17,15 +18,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill-kafka/v3/pkg/kafka"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/eapache/go-resiliency/breaker"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
+	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/wmprom/wmprom"
 )
@@ -53,10 +58,15 @@ type faultEnv struct {
 	// acknowledge the message that was in flight when the broker stopped.
 	ackFailed <-chan struct{}
 	// inFlightRedeliveries is how often the broker delivers the in-flight
-	// message again after it comes back.
+	// message again after it comes back, or -1 where the broker decides
+	// (Kafka redelivers from the last committed offset, and whether a
+	// commit made it before the outage is a race): then the registry is
+	// checked against the deliveries the handler actually saw.
 	inFlightRedeliveries int
-	// publishErrorType is the exception_type of a publish while down.
-	publishErrorType string
+	// publishErrorType names the exception_type the library must give to
+	// a failed publish, by the kind of failure (the same kind must always
+	// get the same type); false for a failure the test does not expect.
+	publishErrorType func(err error) (string, bool)
 }
 
 // scraper keeps scraping the metrics endpoint for the whole test: the
@@ -198,16 +208,16 @@ func runFaults(t *testing.T, env *faultEnv) {
 	if err != nil {
 		t.Fatalf("DecoratePublisher: %v", err)
 	}
-	var sizes []int
+	sizeOf := map[string]int{}
 	published := map[string]bool{}
 	publish := func(id string) error {
-		payload := payloadOf(id, 20+len(sizes)*37%300)
+		payload := payloadOf(id, 20+(len(sizeOf)*37)%300)
+		sizeOf[id] = len(payload)
 		msg := message.NewMessage(watermill.NewUUID(), payload)
 		msg.Metadata.Set("id", id)
 		err := pub.Publish(topic, msg)
 		if err == nil {
 			published[id] = true
-			sizes = append(sizes, len(payload))
 		}
 		return err
 	}
@@ -241,13 +251,20 @@ func runFaults(t *testing.T, env *faultEnv) {
 	}
 
 	failTypes := map[string]int{}
+	countFailure := func(err error) {
+		typ, ok := env.publishErrorType(err)
+		if !ok {
+			t.Fatalf("unexpected kind of publish failure: %v", err)
+		}
+		failTypes[typ]++
+	}
 	for i := 0; i < during; i++ {
 		id := fmt.Sprintf("during-%d", i)
 		err := publish(id)
 		if err == nil {
 			t.Fatalf("publishing %s succeeded while %s was down", id, env.label)
 		}
-		failTypes[fmt.Sprintf("%T", err)]++
+		countFailure(err)
 		if i == 0 {
 			t.Logf("%s faults: publish while down fails with: %v", env.label, err)
 		}
@@ -271,68 +288,97 @@ func runFaults(t *testing.T, env *faultEnv) {
 	if env.waitUp != nil {
 		env.waitUp(t)
 	}
+	// A client may keep failing for a while after the broker is back
+	// (sarama opens a per-topic circuit breaker for 10 s after three
+	// failures): such failures are part of the outage and are counted.
+	recoveryFailures := 0
 	for i := 0; i < after; i++ {
-		if err := publish(fmt.Sprintf("after-%d", i)); err != nil {
-			t.Fatalf("publish after recovery: %v", err)
-		}
+		id := fmt.Sprintf("after-%d", i)
+		eventually(t, drainTimeout, "publishing "+id+" after recovery", func() bool {
+			err := publish(id)
+			if err != nil {
+				if recoveryFailures == 0 {
+					t.Logf("%s faults: publish right after recovery fails with: %v", env.label, err)
+				}
+				recoveryFailures++
+				countFailure(err)
+			}
+			return err == nil
+		})
 	}
 
-	wantDeliveries := len(published) + env.inFlightRedeliveries
+	wantDeliveries := len(published) + max(env.inFlightRedeliveries, 0)
 	eventually(t, drainTimeout, "every published message to be processed", func() bool {
-		in, _ := tr.counts()
-		return in >= wantDeliveries
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.deliveries) >= len(published) && tr.inCount >= wantDeliveries
 	})
 	closeRouter()
 	ok, fail := scr.finish()
 
 	// Ground truth: every successfully published message was processed,
-	// nothing else was, and only the in-flight one came twice.
+	// nothing else was, and only messages in flight came again.
 	in, _ := tr.counts()
-	if in != wantDeliveries {
+	redeliveries := in - len(published)
+	if env.inFlightRedeliveries >= 0 && in != wantDeliveries {
 		t.Errorf("handler saw %d deliveries, want %d (%d published + %d redelivered)", in, wantDeliveries, len(published), env.inFlightRedeliveries)
 	}
+	redeliveredIDs := map[string]int{}
 	for id := range published {
+		got := tr.deliveries[id]
+		if got > 1 {
+			redeliveredIDs[id] = got - 1
+		}
+		if env.inFlightRedeliveries < 0 {
+			if got < 1 {
+				t.Errorf("message %s was published but never processed", id)
+			}
+			continue
+		}
 		want := 1
 		if id == "before-0" {
 			want += env.inFlightRedeliveries
 		}
-		if got := tr.deliveries[id]; got != want {
+		if got != want {
 			t.Errorf("message %s delivered %d times, want %d", id, got, want)
 		}
 	}
-	for id := range tr.deliveries {
+	var sizes []int
+	for id, n := range tr.deliveries {
 		if !published[id] {
 			t.Errorf("message %s was processed although its publish failed", id)
+		}
+		for i := 0; i < n; i++ {
+			sizes = append(sizes, sizeOf[id])
 		}
 	}
 	if fail != 0 {
 		t.Errorf("/metrics failed %d of %d scrapes; last error: %v", fail, ok+fail, scr.lastErr.Load())
 	}
 
-	// The registry, exactly.
-	redelivered := make([]int, 0, env.inFlightRedeliveries)
-	for i := 0; i < env.inFlightRedeliveries; i++ {
-		redelivered = append(redelivered, sizes[0])
-	}
+	// The registry, exactly: received == acked == every delivery.
 	exp := newExpectation(env.label)
 	for _, s := range []string{"acked", "nacked", "rejected", "skipped", "error"} {
 		exp.set("received_processed_messages_total", 0, "handler", topic, "status", s)
 	}
-	exp.set("received_processed_messages_total", float64(wantDeliveries), "handler", topic, "status", "acked")
-	exp.set("received_messages_total", float64(wantDeliveries), "handler", topic)
+	exp.set("received_processed_messages_total", float64(in), "handler", topic, "status", "acked")
+	exp.set("received_messages_total", float64(in), "handler", topic)
 	exp.set("received_messages_in_process", 0, "handler", topic)
-	exp.histogram("received_messages_size_bytes", append(append([]int{}, sizes...), redelivered...), "handler", topic)
-	exp.set("received_processed_messages_duration_seconds_count", float64(wantDeliveries), "handler", topic)
+	exp.histogram("received_messages_size_bytes", sizes, "handler", topic)
+	exp.set("received_processed_messages_duration_seconds_count", float64(in), "handler", topic)
 	exp.set("published_messages_total", float64(len(published)), "destination", topic, "status", "success")
-	exp.set("published_messages_total", during, "destination", topic, "status", "error")
-	exp.set("published_messages_duration_seconds_count", before+during+after, "destination", topic)
-	exp.set("published_messages_exceptions_total", during, "destination", topic, "exception_type", env.publishErrorType)
+	failures := during + recoveryFailures
+	exp.set("published_messages_total", float64(failures), "destination", topic, "status", "error")
+	exp.set("published_messages_duration_seconds_count", float64(before+failures+after), "destination", topic)
+	for typ, n := range failTypes {
+		exp.set("published_messages_exceptions_total", float64(n), "destination", topic, "exception_type", typ)
+	}
 	exp.compare(t, snapshot(t, reg))
 
 	if !t.Failed() {
-		t.Logf("%s faults: %d published before, %d failed while down (status error, exception_type %s, Go error types %v), %d after; "+
-			"handler received %d = %d messages + %d redelivery of the in-flight one, all acked; in_process 0; /metrics answered %d scrapes, 0 failed",
-			env.label, before, during, env.publishErrorType, failTypes, after, wantDeliveries, len(published), env.inFlightRedeliveries, ok)
+		t.Logf("%s faults: %d published before, %d failed while down and %d right after recovery (status error, exception_type counts %v), %d after; "+
+			"handler received %d = %d messages + %d redeliveries %v, all acked; in_process 0; /metrics answered %d scrapes, 0 failed",
+			env.label, before, during, recoveryFailures, failTypes, after, in, len(published), redeliveries, redeliveredIDs, ok)
 	}
 }
 
@@ -463,7 +509,10 @@ func TestFaultsNATSJetStream(t *testing.T) {
 		},
 		ackFailed:            seen,
 		inFlightRedeliveries: 1,
-		publishErrorType:     "errors.errorString",
+		// No reconnect buffer: a publish while disconnected fails at once.
+		publishErrorType: func(err error) (string, bool) {
+			return "errors.errorString", errors.Is(err, nats.ErrReconnectBufExceeded)
+		},
 	}
 	runFaults(t, env)
 }
@@ -556,7 +605,99 @@ func TestFaultsRedis(t *testing.T) {
 		// watermill-redisstream retries XACK until it succeeds, so the
 		// in-flight message is acked once Redis is back: no redelivery.
 		inFlightRedeliveries: 0,
-		publishErrorType:     "net.OpError",
+		// go-redis dials anew and is refused.
+		publishErrorType: func(err error) (string, bool) {
+			var op *net.OpError
+			return "net.OpError", errors.As(err, &op) && errors.Is(err, syscall.ECONNREFUSED)
+		},
 	}
 	runFaults(t, env)
+}
+
+// TestFaultsKafka closes an in-process kfake cluster while a message is
+// being handled, publishes while it is down, and starts it again on the
+// same port from its data directory.
+func TestFaultsKafka(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	var cluster *kfake.Cluster
+	start := func(t *testing.T) {
+		c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.Ports(port), kfake.DataDir(dir), kfake.SyncWrites(),
+			kfake.ClusterID("wmprom-faults"), kfake.AllowAutoTopicCreation(), kfake.DefaultNumPartitions(1))
+		if err != nil {
+			t.Fatalf("kfake on port %d: %v", port, err)
+		}
+		cluster = c
+	}
+	start(t)
+	t.Cleanup(func() {
+		if cluster != nil {
+			cluster.Close()
+		}
+	})
+	brokers := cluster.ListenAddrs()
+	env := newKafkaEnv(t, brokers, "")
+	subCfg := kafkaSaramaSubscriberConfig()
+	pubCfg := kafkaSaramaPublisherConfig()
+	// Give up on a publish while the broker is away after a few quick
+	// retries rather than sarama's default ten.
+	pubCfg.Producer.Retry.Max = 3
+	pubCfg.Producer.Retry.Backoff = 50 * time.Millisecond
+	pubCfg.Metadata.Retry.Max = 1
+	pubCfg.Metadata.Retry.Backoff = 50 * time.Millisecond
+	pubCfg.Net.DialTimeout = time.Second
+	fenv := &faultEnv{
+		label:  "kafka",
+		source: "in-process kfake cluster with a data directory, restarted on 127.0.0.1:" + strconv.Itoa(port),
+		stop: func(t *testing.T) {
+			cluster.Close()
+			cluster = nil
+		},
+		start: start,
+		newPublisher: func(t *testing.T) message.Publisher {
+			p, err := kafka.NewPublisher(kafka.PublisherConfig{
+				Brokers:               brokers,
+				Marshaler:             kafka.DefaultMarshaler{},
+				OverwriteSaramaConfig: pubCfg,
+			}, watermillLogger())
+			if err != nil {
+				t.Fatalf("kafka publisher: %v", err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		},
+		newSubscriber: func(t *testing.T) message.Subscriber {
+			s, err := kafka.NewSubscriber(kafka.SubscriberConfig{
+				Brokers:               brokers,
+				Unmarshaler:           kafka.DefaultMarshaler{},
+				OverwriteSaramaConfig: subCfg,
+				ConsumerGroup:         "wmprom_faults",
+				NackResendSleep:       20 * time.Millisecond,
+				ReconnectRetrySleep:   100 * time.Millisecond,
+			}, watermillLogger())
+			if err != nil {
+				t.Fatalf("kafka subscriber: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+		prepare: func(t *testing.T, topic string) {
+			env.prepare(t, topic)
+		},
+		inFlightRedeliveries: -1,
+		// While the broker is away sarama runs out of brokers (an error of
+		// its own wrapper type); after three failures its per-topic
+		// circuit breaker opens and fails publishes at once (a plain
+		// errors.New) for 10 s, also after the broker is back.
+		publishErrorType: func(err error) (string, bool) {
+			switch {
+			case errors.Is(err, sarama.ErrOutOfBrokers):
+				return "sarama.sentinelError", true
+			case errors.Is(err, breaker.ErrBreakerOpen):
+				return "errors.errorString", true
+			}
+			return "", false
+		},
+	}
+	runFaults(t, fenv)
 }
