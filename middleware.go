@@ -52,7 +52,7 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	if v.dropped {
 		produced = nil
 	}
-	if v.routerErr == nil && len(produced) > 0 {
+	if v.routerErr == nil && !v.ownAck && len(produced) > 0 {
 		if m.awaitPublish(s, msg, produced, traceID) {
 			return produced, nil
 		}

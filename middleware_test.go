@@ -339,6 +339,28 @@ func TestOutcomes(t *testing.T) {
 			published_messages_total{destination="payments",status="success"} 2
 			published_messages_exceptions_total{destination="payments",exception_type="wmprom.brokerDownError"} 1`,
 	}, {
+		name: "acks itself and returns produced messages whose publish fails: acked, as the router cannot nack it any more",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddPlugin(m.Plugin)
+			r.AddHandler("orders", "orders", ps, "payments", &failOncePublisher{Publisher: ps}, h)
+		},
+		handle: func(_ int, msg *message.Message) ([]*message.Message, error) {
+			msg.Ack()
+			return produce("paid"), nil
+		},
+		processed: 2,
+		want: `
+			received_messages_total{handler="orders"} 2
+			received_messages_in_process{handler="orders"} 0
+			received_processed_messages_total{handler="orders",status="acked"} 2
+			received_processed_messages_total{handler="orders",status="error"} 0
+			received_processed_messages_total{handler="orders",status="nacked"} 0
+			received_processed_messages_total{handler="orders",status="rejected"} 0
+			received_processed_messages_total{handler="orders",status="skipped"} 0
+			published_messages_total{destination="payments",status="error"} 1
+			published_messages_total{destination="payments",status="success"} 1
+			published_messages_exceptions_total{destination="payments",exception_type="wmprom.brokerDownError"} 1`,
+	}, {
 		name: "returns produced messages with no publisher at all: error, redelivered",
 		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
 			r.AddPlugin(m.Plugin)

@@ -67,6 +67,7 @@ type verdict struct {
 	exception error // counted in the exceptions family when not nil
 	routerErr error // what the router is told: nil acks, an error nacks
 	dropped   bool  // produced messages are not published
+	ownAck    bool  // the handler acked or nacked the message itself
 }
 
 // decide turns what the handler returned, and what it did to the message,
@@ -90,9 +91,9 @@ func decide(msg *message.Message, err error, poisonedBefore bool) verdict {
 	}
 	select {
 	case <-msg.Acked():
-		v.status = statusAcked
+		v.status, v.ownAck = statusAcked, true
 	case <-msg.Nacked():
-		v.status = statusNacked
+		v.status, v.ownAck = statusNacked, true
 	default:
 	}
 	return v
