@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	wmjetstream "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/jetstream"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats-server/v2/server"
@@ -176,30 +177,85 @@ func newNATSJetStreamEnv(t *testing.T, url, source string) *brokerEnv {
 			return s
 		},
 		prepare: func(t *testing.T, topics ...string) {
-			// Streams outlive the test on a shared server: remove them.
-			t.Cleanup(func() {
-				nc, err := nats.Connect(url)
-				if err != nil {
-					return
-				}
-				defer nc.Close()
-				js, err := nc.JetStream()
-				if err != nil {
-					return
-				}
-				for _, topic := range topics {
-					_ = js.DeleteStream(topic)
-				}
-			})
+			deleteStreamsLater(t, url, topics)
 		},
 		closedPublishErrorType: "errors.errorString",
 	}
 }
 
-// TestNATS runs the shared scenario on watermill-nats, core NATS and
-// JetStream, against the same server.
+// deleteStreamsLater removes the streams named after topics when the test
+// ends: they would outlive it on a shared server.
+func deleteStreamsLater(t *testing.T, url string, topics []string) {
+	t.Cleanup(func() {
+		nc, err := nats.Connect(url)
+		if err != nil {
+			return
+		}
+		defer nc.Close()
+		js, err := nc.JetStream()
+		if err != nil {
+			return
+		}
+		for _, topic := range topics {
+			_ = js.DeleteStream(topic)
+		}
+	})
+}
+
+// newNATSJetStreamPkgEnv is watermill-nats' newer pkg/jetstream (pull
+// consumers on the nats.go jetstream API); the library labels it nats too.
+func newNATSJetStreamPkgEnv(t *testing.T, url, source string) *brokerEnv {
+	logger := watermillLogger()
+	return &brokerEnv{
+		source:      source,
+		label:       "nats",
+		redelivers:  true,
+		nackMeaning: "in watermill-nats pkg/jetstream sends a NAK: the server redelivers the message (after NakDelay if set); Reject acks it",
+		newPublisher: func(t *testing.T) message.Publisher {
+			p, err := wmjetstream.NewPublisher(wmjetstream.PublisherConfig{Conn: natsConnect(t, url), Logger: logger})
+			if err != nil {
+				t.Fatalf("jetstream publisher: %v", err)
+			}
+			t.Cleanup(func() { _ = p.Close() })
+			return p
+		},
+		newSubscriber: func(t *testing.T, group string) message.Subscriber {
+			s, err := wmjetstream.NewSubscriber(wmjetstream.SubscriberConfig{
+				Conn:           natsConnect(t, url),
+				Logger:         logger,
+				AckWaitTimeout: 5 * time.Second,
+			})
+			if err != nil {
+				t.Fatalf("jetstream subscriber: %v", err)
+			}
+			t.Cleanup(func() { _ = s.Close() })
+			return s
+		},
+		// pkg/jetstream's consumers need the stream to exist: make one per
+		// topic, as its SubscribeInitialize would.
+		prepare: func(t *testing.T, topics ...string) {
+			deleteStreamsLater(t, url, topics)
+			nc := natsConnect(t, url)
+			defer nc.Close()
+			js, err := nc.JetStream()
+			if err != nil {
+				t.Fatalf("jetstream: %v", err)
+			}
+			for _, topic := range topics {
+				if _, err := js.AddStream(&nats.StreamConfig{Name: topic, Subjects: []string{topic}}); err != nil {
+					t.Fatalf("add stream %s: %v", topic, err)
+				}
+			}
+		},
+		closedPublishErrorType: "errors.errorString",
+	}
+}
+
+// TestNATS runs the shared scenario on watermill-nats against one server:
+// core NATS and JetStream through pkg/nats, and pkg/jetstream.
 func TestNATS(t *testing.T) {
 	url, source := natsURL(t)
 	t.Run("core", func(t *testing.T) { runScenario(t, newNATSCoreEnv(t, url, source)) })
 	t.Run("jetstream", func(t *testing.T) { runScenario(t, newNATSJetStreamEnv(t, url, source)) })
+	t.Run("jetstream_pkg", func(t *testing.T) { runScenario(t, newNATSJetStreamPkgEnv(t, url, source)) })
 }
