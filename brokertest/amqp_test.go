@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"testing"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -16,8 +17,8 @@ import (
 // reachable and WMPROM_TEST_AMQP is not set.
 const rabbitImage = "rabbitmq:3.13-management-alpine"
 
-// amqpURL finds a RabbitMQ: WMPROM_TEST_AMQP or a testcontainers RabbitMQ.
-// Nothing embeds an AMQP broker in Go, so without either the test skips.
+// amqpURL finds a RabbitMQ: WMPROM_TEST_AMQP, a testcontainers RabbitMQ,
+// or one answering on the default local address; otherwise the test skips.
 func amqpURL(t *testing.T) (url, source string) {
 	t.Helper()
 	if v := os.Getenv("WMPROM_TEST_AMQP"); v != "" {
@@ -35,9 +36,20 @@ func amqpURL(t *testing.T) (url, source string) {
 	}); ok {
 		return u, "testcontainers " + rabbitImage + " at " + redactURL(u)
 	}
-	t.Skipf("no RabbitMQ (no in-process AMQP broker exists): %s; set WMPROM_TEST_AMQP=amqp://user:pass@host:5672/", passed)
+	// Nothing embeds an AMQP broker in Go; a RabbitMQ on the default local
+	// address with the default account is the last resort.
+	conn, err := amqp091.DialConfig(localAMQP, amqp091.Config{Dial: amqp091.DefaultDial(time.Second)})
+	if err == nil {
+		_ = conn.Close()
+		return localAMQP, "RabbitMQ answering on the default local address " + redactURL(localAMQP) + " (" + passed.String() + ")"
+	}
+	passed.pass("nothing answers on %s (%v)", redactURL(localAMQP), err)
+	t.Skipf("no RabbitMQ: %s; set WMPROM_TEST_AMQP=amqp://user:pass@host:5672/", passed)
 	return "", ""
 }
+
+// localAMQP is RabbitMQ's default local address and account.
+const localAMQP = "amqp://guest:guest@127.0.0.1:5672/"
 
 // redactURL drops the password from a broker URL before it is logged.
 func redactURL(u string) string {

@@ -149,7 +149,7 @@ func fromContainer(t *testing.T, passed *sourceLog, what string,
 ) (string, bool) {
 	t.Helper()
 	if err := dockerAvailable(); err != nil {
-		passed.pass("no Docker engine for testcontainers (%v)", err)
+		passed.pass("no Docker engine for testcontainers (%v; asked in %s)", err, dockerChecks.Round(time.Microsecond))
 		return "", false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
