@@ -189,6 +189,7 @@ var errPlain = errors.New("brokertest: downstream refused")
 
 var scenarioCases = []caseSpec{
 	{name: "ack", count: 3, first: "acked"},
+	{name: "ack_with_cause", count: 1, first: "acked"},
 	{name: "error_plain", count: 1, first: "error", exception: "errors.errorString", fails: true},
 	{name: "error_typed", count: 1, first: "error", exception: "brokertest.decodeError", fails: true},
 	{name: "nack", count: 1, first: "nacked", fails: true},
@@ -204,7 +205,7 @@ const producedPerMessage = 2
 
 // payloadSizes are the input payload sizes, in order; they sit on, below
 // and above the size bucket bounds.
-var payloadSizes = []int{3, 16, 17, 64, 65, 200, 256, 700, 1024, 1025, 40}
+var payloadSizes = []int{3, 16, 17, 64, 65, 200, 256, 700, 1024, 1025, 40, 1}
 
 // tracker is the ground truth: what the handlers actually saw.
 type tracker struct {
@@ -311,6 +312,8 @@ func runScenario(t *testing.T, env *brokerEnv) {
 				return nil, fmt.Errorf("handling %s: %w", id, errPlain)
 			case "error_typed":
 				return nil, fmt.Errorf("handling %s: %w", id, &decodeError{field: "amount"})
+			case "ack_with_cause":
+				return nil, wmprom.Ack(errors.New("already applied"))
 			case "nack":
 				return nil, wmprom.Nack(errors.New("not yet"))
 			case "reject":
