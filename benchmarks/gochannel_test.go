@@ -1,0 +1,80 @@
+package benchmarks
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// goChannelWindow is how many messages the benchmark keeps in flight on
+// a GoChannel. Enough to keep both cores busy; bounded so that GoChannel,
+// which starts a goroutine per message published, does not pile up
+// goroutines faster than the router drains them.
+const goChannelWindow = 64
+
+// BenchmarkRouterGoChannel pushes messages through a router on an
+// in-memory GoChannel: one handler consumes "in" and produces one message
+// to "out". With out=dropped nobody consumes "out" (GoChannel drops it);
+// with out=consumed a second handler consumes it, so each message crosses
+// two instrumented handlers and one instrumented publish. One op is one
+// message through the whole pipeline.
+func BenchmarkRouterGoChannel(b *testing.B) {
+	for _, consume := range []bool{false, true} {
+		out := "dropped"
+		if consume {
+			out = "consumed"
+		}
+		for _, in := range routerInstrumentations {
+			b.Run("out="+out+"/instr="+in.name, func(b *testing.B) {
+				elapsed := runGoChannel(b, in, b.N, consume, prometheus.NewRegistry())
+				reportThroughput(b, elapsed)
+			})
+		}
+	}
+}
+
+// runGoChannel runs n messages through the GoChannel pipeline and returns
+// the time they took; the router's start and stop are not in it.
+func runGoChannel(tb testing.TB, in instrumentation, n int, consume bool, reg *prometheus.Registry) time.Duration {
+	tb.Helper()
+	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	defer ps.Close()
+	p := newPipeline(n, goChannelWindow)
+
+	r := newRouter(tb)
+	in.add(tb, r, reg)
+	var out message.Publisher = &countingPublisher{next: ps, p: p}
+	if consume {
+		out = ps
+		r.AddConsumerHandler("consume", "out", ps, func(*message.Message) error {
+			p.complete()
+			return nil
+		})
+	}
+	r.AddHandler("produce", "in", ps, "out", out, produce)
+	rr := start(tb, r)
+	defer rr.stop(tb)
+
+	payload := make([]byte, payloadSize)
+	if b, ok := tb.(*testing.B); ok {
+		b.ResetTimer()
+	}
+	begin := time.Now()
+	for i := range n {
+		p.acquire()
+		if err := ps.Publish("in", message.NewMessage(strconv.Itoa(i), payload)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	p.wait(tb)
+	elapsed := time.Since(begin)
+	if b, ok := tb.(*testing.B); ok {
+		b.StopTimer()
+	}
+	return elapsed
+}
