@@ -214,6 +214,13 @@ type tracker struct {
 	inCount    int
 	outCount   int
 	outIDs     map[string]int
+	corrupted  []string // ids whose payload was not what was sent
+}
+
+func (tr *tracker) corrupt(id string) {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	tr.corrupted = append(tr.corrupted, id)
 }
 
 func newTracker() *tracker {
@@ -303,7 +310,11 @@ func runScenario(t *testing.T, env *brokerEnv) {
 		func(msg *message.Message) ([]*message.Message, error) {
 			id := msg.Metadata.Get("id")
 			n := tr.in(id)
-			spec := byID[id].spec
+			sent, known := byID[id]
+			if !known || string(msg.Payload) != string(sent.payload) {
+				tr.corrupt(id)
+			}
+			spec := sent.spec
 			if n > 1 {
 				return nil, nil
 			}
@@ -466,6 +477,9 @@ func runScenario(t *testing.T, env *brokerEnv) {
 		if got := tr.deliveries[msg.id]; got != want {
 			t.Errorf("message %s (%s) delivered %d times, want %d", msg.id, msg.spec.name, got, want)
 		}
+	}
+	if len(tr.corrupted) > 0 {
+		t.Errorf("messages arrived with unknown ids or payloads other than sent: %q", tr.corrupted)
 	}
 	for id, n := range tr.outIDs {
 		if n != 1 {
