@@ -215,3 +215,23 @@ func eventually(ctx context.Context, timeout, interval time.Duration, cond func(
 		}
 	}
 }
+
+// TestDemoHealthcheck covers the probe the compose file uses: the demo
+// binary run with -healthcheck against a running demo, and against nothing.
+func TestDemoHealthcheck(t *testing.T) {
+	t.Parallel()
+	demo := startDemo(t, "-brokers", "gochannel")
+	bin := buildDemo(t)
+	if out, err := exec.Command(bin, "-healthcheck", "-addr", demo.hostPort()).CombinedOutput(); err != nil {
+		t.Errorf("healthcheck of a running demo: %v\n%s", err, out)
+	}
+	err := exec.Command(bin, "-healthcheck", "-addr", deadAddr(t)).Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Errorf("healthcheck of nothing: %v, want exit status 1", err)
+	}
+	if out, err := exec.Command(bin, "-h").CombinedOutput(); err != nil || !strings.Contains(string(out), "-brokers") {
+		t.Errorf("demo -h: %v, want exit 0 and the flag list\n%s", err, out)
+	}
+	demo.stop(t)
+}

@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,10 +21,13 @@ import (
 // Kafka up again, and still shut down cleanly.
 func TestDemoSurvivesBrokerOutage(t *testing.T) {
 	t.Parallel()
-	port := freePort(t)
-	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(port))
+	kafka, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation())
 	if err != nil {
 		t.Fatalf("start kfake: %v", err)
+	}
+	_, port, err := net.SplitHostPort(kafka.ListenAddrs()[0])
+	if err != nil {
+		t.Fatal(err)
 	}
 	kafkaUp := true
 	t.Cleanup(func() {
@@ -75,9 +80,15 @@ func TestDemoSurvivesBrokerOutage(t *testing.T) {
 	}
 
 	// Kafka comes back on the same address: the demo reconnects by itself.
-	kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(port))
+	// The port was free a moment ago, but any outgoing connection may borrow
+	// it as its local port meanwhile: retry until it is free again.
+	portNum, _ := strconv.Atoi(port)
+	err = eventually(ctx, 15*time.Second, 100*time.Millisecond, func() (err error) {
+		kafka, err = kfake.NewCluster(kfake.NumBrokers(1), kfake.AllowAutoTopicCreation(), kfake.Ports(portNum))
+		return err
+	})
 	if err != nil {
-		t.Fatalf("restart kfake: %v", err)
+		t.Fatalf("restart kfake on port %s: %v", port, err)
 	}
 	kafkaUp = true
 	err = eventually(ctx, 60*time.Second, 200*time.Millisecond, func() error {

@@ -52,11 +52,26 @@ scrape_configs:
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	// The free port may be taken again before Prometheus binds it (any
+	// outgoing connection can borrow it): try a few.
+	var lastErr error
+	for attempt := range 3 {
+		p, err := launchPrometheus(t, bin, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t))
+		if err == nil {
+			return p
+		}
+		lastErr = err
+	}
+	t.Fatalf("prometheus not ready: %v", lastErr)
+	return nil
+}
+
+// launchPrometheus starts Prometheus on port and waits until it is ready.
+func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*promServer, error) {
 	p := &promServer{base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &lockedBuffer{}}
 	cmd := exec.Command(bin,
 		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+filepath.Join(dir, "data"),
+		"--storage.tsdb.path="+dataDir,
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
 		"--log.level=warn",
 	)
@@ -99,9 +114,9 @@ scrape_configs:
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("prometheus not ready: %v", err)
+		return nil, err
 	}
-	return p
+	return p, nil
 }
 
 // sample is one series of an instant query result.
