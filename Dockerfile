@@ -1,7 +1,7 @@
 # Builds the wmprom demo (./demo) into a small static image.
 # Used by docker-compose.yml; on its own:
 #   docker build -t wmprom-demo . && docker run --rm -p 8000:8000 wmprom-demo
-FROM golang:1.26-bookworm AS build
+FROM golang:1.26 AS build
 WORKDIR /src
 COPY . .
 # The cache mounts keep modules and build results between builds (BuildKit,
