@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
 	"github.com/ThreeDotsLabs/watermill/message"
+	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
 // newRabbitBroker uses one durable queue per topic on RabbitMQ's default exchange.
@@ -16,6 +18,12 @@ func newRabbitBroker(cfg config) broker {
 		addr: redactURL(cfg.amqpURL),
 		connect: func(_ context.Context, logger watermill.LoggerAdapter) (*connection, error) {
 			amqpCfg := amqp.NewDurableQueueConfig(cfg.amqpURL)
+			// The client's default dial timeout is 30 s; a dead address should fail fast.
+			amqpCfg.Connection.AmqpConfig = &amqp091.Config{
+				Heartbeat: 10 * time.Second,
+				Locale:    "en_US",
+				Dial:      amqp091.DefaultDial(5 * time.Second),
+			}
 			pub, err := amqp.NewPublisher(amqpCfg, logger)
 			if err != nil {
 				return nil, err
