@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
@@ -60,6 +61,10 @@ func (l quietLogger) Error(msg string, err error, fields watermill.LogFields) {
 	if !l.verbose && (expectedErrors[msg] || !l.seen.fresh(msg, time.Now())) {
 		l.inner.Debug(msg, fields.Add(watermill.LogFields{"err": err}))
 		return
+	}
+	if !l.verbose && err != nil {
+		// slog prints errors with %+v: pkg/errors values would bring their stack trace.
+		err = errors.New(err.Error())
 	}
 	l.inner.Error(msg, err, fields)
 }

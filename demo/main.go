@@ -58,7 +58,7 @@ func main() {
 		os.Exit(healthcheck(cfg.addr))
 	}
 	if err := run(cfg); err != nil {
-		slog.Error("demo failed", "err", err)
+		slog.Error("demo failed", "err", err.Error())
 		os.Exit(1)
 	}
 }
@@ -155,7 +155,7 @@ func run(cfg config) error {
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			logger.Error("metrics server stopped", "err", err)
+			logger.Error("metrics server stopped", "err", err.Error())
 		}
 	}()
 	fmt.Printf("wmprom demo: metrics at %s (brokers: %s); press Ctrl-C to stop\n",

@@ -167,10 +167,10 @@ func (p *pipeline) generate(ctx context.Context, pub message.Publisher, rate flo
 			return
 		case err != nil && failingSince.IsZero():
 			failingSince, lastReport = now, now
-			log.Warn("publishing orders fails", "topic", topic, "err", err)
+			log.Warn("publishing orders fails", "topic", topic, "err", err.Error())
 		case err != nil && now.Sub(lastReport) > 10*time.Second:
 			lastReport = now
-			log.Warn("publishing orders still fails", "topic", topic, "for", now.Sub(failingSince).Round(time.Second), "err", err)
+			log.Warn("publishing orders still fails", "topic", topic, "for", now.Sub(failingSince).Round(time.Second), "err", err.Error())
 		case err == nil && !failingSince.IsZero():
 			log.Info("publishing orders recovered", "topic", topic, "after", now.Sub(failingSince).Round(time.Second))
 			failingSince = time.Time{}

@@ -80,7 +80,9 @@ func (s *supervisor) run(ctx context.Context) {
 		}
 		// Jitter keeps several demos (or brokers) from hammering a recovering server in lockstep.
 		wait := backoff/2 + rand.N(backoff/2+1)
-		s.log.Warn("broker unavailable, retrying", "addr", s.broker.addr, "err", err, "retry_in", wait.Round(time.Millisecond))
+		// err.Error(), not err: slog prints errors with %+v, which for pkg/errors
+		// (used by the Watermill pub/subs) means a stack trace in the line.
+		s.log.Warn("broker unavailable, retrying", "addr", s.broker.addr, "err", err.Error(), "retry_in", wait.Round(time.Millisecond))
 		select {
 		case <-ctx.Done():
 			return
@@ -98,7 +100,7 @@ func (s *supervisor) session(ctx context.Context) error {
 	}
 	defer func() {
 		if err := conn.close(); err != nil {
-			s.log.Debug("closing broker session", "err", err)
+			s.log.Debug("closing broker session", "err", err.Error())
 		}
 	}()
 
@@ -158,7 +160,7 @@ func (s *supervisor) session(ctx context.Context) error {
 	cancel()
 	<-genDone
 	if err := closeRouter(router, routerDone); err != nil {
-		s.log.Warn("router did not close cleanly", "err", err)
+		s.log.Warn("router did not close cleanly", "err", err.Error())
 	} else if ctx.Err() != nil {
 		s.log.Info("router closed")
 	}
