@@ -92,8 +92,8 @@ func TestDemoSurvivesBrokerOutage(t *testing.T) {
 	}
 	kafkaUp = true
 	err = eventually(ctx, 60*time.Second, 200*time.Millisecond, func() error {
-		if n := strings.Count(demo.stderr.String(), kafkaConnected); n != 2 {
-			return fmt.Errorf("%d Kafka connect lines, want 2", n)
+		if n := strings.Count(demo.stderr.String(), kafkaConnected); n < 2 {
+			return fmt.Errorf("%d Kafka connect lines, want a reconnect", n)
 		}
 		return receivedAtLeast(demo, map[string]float64{"kafka-notifications": before["kafka-notifications"] + 1})
 	})
