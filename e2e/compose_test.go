@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"net"
 	"net/url"
 	"os"
@@ -301,19 +302,46 @@ func TestComposeStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if files != 2 || len(datasources) != 1 || len(providers) != 1 {
-			t.Fatalf("provisioning: %d files, %d datasources, %d providers; want 2, 1, 1", files, len(datasources), len(providers))
+		if files != 2 || len(datasources) != 1 || len(providers) != 2 {
+			t.Fatalf("provisioning: %d files, %d datasources, %d providers; want 2, 1, 2", files, len(datasources), len(providers))
 		}
 		ds := datasources[0]
 		if ds["type"] != "prometheus" || ds["url"] != "http://"+svcPrometheus+":9090" || ds["uid"] != "prometheus" || ds["isDefault"] != true {
 			t.Errorf("datasource %v, want the default prometheus datasource at http://prometheus:9090 with uid prometheus", ds)
 		}
-		opts, _ := providers[0]["options"].(map[string]any)
-		path, _ := opts["path"].(string)
-		if providers[0]["type"] != "file" || path == "" {
-			t.Fatalf("dashboard provider %v, want a file provider with a path", providers[0])
+		paths := map[string]string{}
+		for _, pr := range providers {
+			opts, _ := pr["options"].(map[string]any)
+			path, _ := opts["path"].(string)
+			name, _ := pr["name"].(string)
+			if pr["type"] != "file" || path == "" {
+				t.Fatalf("dashboard provider %v, want a file provider with a path", pr)
+			}
+			paths[name] = path
 		}
-		// The provider reads the volume the init service downloads into.
+
+		// The project's own dashboards: a bind mount of grafana/dashboards, every file valid JSON.
+		ownDir := bindSource(t, grafana, paths["wmprom"])
+		own, err := filepath.Glob(filepath.Join(ownDir, "*.json"))
+		if err != nil || len(own) == 0 {
+			t.Fatalf("no dashboards in %s: %v", ownDir, err)
+		}
+		for _, f := range own {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dash struct {
+				UID    string `json:"uid"`
+				Panels []any  `json:"panels"`
+			}
+			if err := json.Unmarshal(raw, &dash); err != nil || dash.UID == "" || len(dash.Panels) == 0 {
+				t.Errorf("%s is not a dashboard with a uid and panels: %v", f, err)
+			}
+		}
+
+		// Dashboard 22130: the provider reads the volume the init service downloads into.
+		path := paths["faststream"]
 		if vol := volumeAt(grafana, path); vol != "grafana-dashboards" {
 			t.Errorf("grafana mounts %q at the provider path %s, want the grafana-dashboards volume", vol, path)
 		}
@@ -361,4 +389,42 @@ func mapsEqual(a, b map[string]string) bool {
 		}
 	}
 	return true
+}
+
+// TestDashboard22130NotInRepository guards the rule that FastStream's
+// dashboard is downloaded at stack start, never committed.
+func TestDashboard22130NotInRepository(t *testing.T) {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	err = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && strings.HasPrefix(d.Name(), ".") && path != root {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || filepath.Ext(path) != ".json" {
+			return nil
+		}
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		checked++
+		var dash struct {
+			UID   string `json:"uid"`
+			Title string `json:"title"`
+		}
+		if json.Unmarshal(raw, &dash) == nil && (dash.UID == "faststream" || dash.Title == "FastStream Metrics") {
+			t.Errorf("%s is dashboard 22130 (uid %q, title %q): it must not be in the repository", path, dash.UID, dash.Title)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("checked %d JSON files", checked)
 }
