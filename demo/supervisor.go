@@ -115,10 +115,13 @@ func (s *supervisor) session(ctx context.Context) error {
 		return err
 	}
 
-	sessionCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	// The router's context is not the caller's: cancelling the subscriptions
+	// at Ctrl-C would fail the messages in flight, while Close lets them
+	// finish first.
+	routerCtx, cancelRouter := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRouter()
 	routerDone := make(chan error, 1)
-	go func() { routerDone <- router.Run(sessionCtx) }()
+	go func() { routerDone <- router.Run(routerCtx) }()
 
 	select {
 	case <-router.Running():
@@ -130,16 +133,17 @@ func (s *supervisor) session(ctx context.Context) error {
 
 	orders, err := s.metrics.DecoratePublisher(conn.publisher)
 	if err != nil {
-		cancel()
 		_ = closeRouter(router, routerDone)
 		return fmt.Errorf("decorate publisher: %w", err)
 	}
 	s.log.Info("connected; traffic flowing", "addr", s.broker.addr, "topics", p.topics())
 
+	genCtx, stopGen := context.WithCancel(ctx)
+	defer stopGen()
 	genDone := make(chan struct{})
 	go func() {
 		defer close(genDone)
-		p.generate(sessionCtx, orders, s.rate, s.log)
+		p.generate(genCtx, orders, s.rate, s.log)
 	}()
 
 	var reason error
@@ -157,7 +161,8 @@ func (s *supervisor) session(ctx context.Context) error {
 			reason = health.check(time.Now())
 		}
 	}
-	cancel()
+	// Stop placing orders first, so nothing publishes into a closed router.
+	stopGen()
 	<-genDone
 	if err := closeRouter(router, routerDone); err != nil {
 		s.log.Warn("router did not close cleanly", "err", err.Error())
