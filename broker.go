@@ -3,6 +3,8 @@ package wmprom
 import (
 	"reflect"
 	"strings"
+
+	"github.com/ThreeDotsLabs/watermill/message"
 )
 
 // brokerByPackage maps the Go package name of a Watermill pub/sub to the
@@ -31,6 +33,23 @@ func brokerFromTypeName(name string) string {
 
 // brokerOf detects the broker of a publisher or subscriber value.
 func brokerOf(v any) string { return brokerOfType(reflect.TypeOf(v)) }
+
+// publisherWrapper is a publisher decorator that hands out what it wraps,
+// the convention of errors.Unwrap, so detection can look through it.
+type publisherWrapper interface{ Unwrap() message.Publisher }
+
+// publisherBroker detects the broker of pub, looking through wrappers
+// that have an Unwrap() message.Publisher method.
+func publisherBroker(pub message.Publisher) string {
+	for range 16 { // a bound, in case a wrapper returns itself
+		w, ok := pub.(publisherWrapper)
+		if !ok || w.Unwrap() == nil {
+			break
+		}
+		pub = w.Unwrap()
+	}
+	return brokerOf(pub)
+}
 
 // brokerOfType detects the broker from the package that defines t.
 func brokerOfType(t reflect.Type) string {

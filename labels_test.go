@@ -32,6 +32,30 @@ type localPublisher struct{}
 func (localPublisher) Publish(string, ...*message.Message) error { return nil }
 func (localPublisher) Close() error                              { return nil }
 
+// wrapper hides a publisher but says what it wraps.
+type wrapper struct{ message.Publisher }
+
+func (w wrapper) Unwrap() message.Publisher { return w.Publisher }
+
+func TestPublisherBroker(t *testing.T) {
+	ps := gochannel.NewGoChannel(gochannel.Config{}, nil)
+	cases := []struct {
+		pub  message.Publisher
+		want string
+	}{
+		{ps, "gochannel"},
+		{wrapper{ps}, "gochannel"},
+		{wrapper{wrapper{ps}}, "gochannel"},
+		{wrapper{nil}, "wmprom"},
+		{localPublisher{}, "wmprom"},
+	}
+	for _, tc := range cases {
+		if got := publisherBroker(tc.pub); got != tc.want {
+			t.Errorf("publisherBroker(%#v) = %q, want %q", tc.pub, got, tc.want)
+		}
+	}
+}
+
 func TestBrokerOf(t *testing.T) {
 	cases := []struct {
 		v    any

@@ -12,7 +12,9 @@ import (
 // It is a message.PublisherDecorator, for
 // router.AddPublisherDecorators, and works as well on a publisher the
 // application uses directly. A nil publisher stays nil, as the router
-// passes nil for handlers without one.
+// passes nil for handlers without one. The broker label comes from the
+// publisher's package; a wrapper of your own is looked through when it
+// has an Unwrap() message.Publisher method.
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
 	if pub == nil {
 		return nil, nil
@@ -21,7 +23,7 @@ func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, e
 		return pub, nil // already counted by m; wrapping again would count twice
 	}
 	m.decoratesPublishers.Store(true)
-	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(brokerOf(pub))}
+	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub))}
 	if !m.dynamic {
 		for _, topic := range m.cfg.destinations {
 			m.publishSeries(p.broker, topic, m.customStatic)
@@ -57,3 +59,6 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 
 // Close closes the wrapped publisher.
 func (p *publisher) Close() error { return p.next.Close() }
+
+// Unwrap returns the wrapped publisher.
+func (p *publisher) Unwrap() message.Publisher { return p.next }
