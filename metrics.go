@@ -1,7 +1,7 @@
 package wmprom
 
 import (
-	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 
@@ -45,7 +45,7 @@ type Metrics struct {
 // wrapping ErrInvalidConfig.
 func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	if reg == nil {
-		return nil, errors.Join(ErrInvalidConfig, errors.New("wmprom: registry is nil"))
+		return nil, fmt.Errorf("%w: registry is nil", ErrInvalidConfig)
 	}
 	cfg := newConfig(opts)
 	if err := cfg.validate(); err != nil {
