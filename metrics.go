@@ -106,12 +106,9 @@ func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[la
 // receiveSeries returns the series of one label set, creating it once.
 func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
 	key := receiveKey{broker: broker, handler: handler, custom: custom}
-	if s, ok := m.receiving.Load(key); ok {
-		return s.(*receiveSeries)
-	}
-	s := m.families.newReceiveSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
-	actual, _ := m.receiving.LoadOrStore(key, s)
-	return actual.(*receiveSeries)
+	return loadOrCreate(&m.receiving, key, func() *receiveSeries {
+		return m.families.newReceiveSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
+	})
 }
 
 // publishSeriesFor finds the series of one destination of a publisher
@@ -132,12 +129,21 @@ func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message
 // publishSeries returns the series of one label set, creating it once.
 func (m *Metrics) publishSeries(broker, destination, custom string) *publishSeries {
 	key := publishKey{broker: broker, destination: destination, custom: custom}
-	if s, ok := m.publishing.Load(key); ok {
-		return s.(*publishSeries)
+	return loadOrCreate(&m.publishing, key, func() *publishSeries {
+		return m.families.newPublishSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
+	})
+}
+
+// loadOrCreate returns what cache holds under key, creating it once.
+// Two goroutines may both create on a first miss; one result wins, and
+// the other's children are the same ones (client_golang's vectors hand
+// out one child per label set).
+func loadOrCreate[V any](cache *sync.Map, key any, create func() V) V {
+	if v, ok := cache.Load(key); ok {
+		return v.(V)
 	}
-	s := m.families.newPublishSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
-	actual, _ := m.publishing.LoadOrStore(key, s)
-	return actual.(*publishSeries)
+	v, _ := cache.LoadOrStore(key, create())
+	return v.(V)
 }
 
 // brokerLabel is the detected broker, unless WithBroker says otherwise.
