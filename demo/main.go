@@ -135,10 +135,13 @@ func run(cfg config) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// One Metrics per broker, all on one registry (they share the families).
 	// The broker is named rather than detected because the demo's flaky
-	// publisher wrapper hides the broker's publisher type.
+	// publisher wrapper hides the broker's publisher type. The pipeline's
+	// topics are declared so that their publish series exist at zero before
+	// the first order, and increase() counts even that one.
 	metrics := map[string]*wmprom.Metrics{}
 	for _, name := range cfg.brokers {
-		m, err := wmprom.New(reg, wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name))
+		topics := (&pipeline{prefix: name}).topics()
+		m, err := wmprom.New(reg, wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name), wmprom.WithDestinations(topics...))
 		if err != nil {
 			return fmt.Errorf("create metrics for %s: %w", name, err)
 		}
@@ -151,7 +154,10 @@ func run(cfg config) error {
 		return fmt.Errorf("listen on %s: %w", cfg.addr, err)
 	}
 	mux := http.NewServeMux()
-	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	// OpenMetrics is what carries exemplars (trace ids) to Prometheus; it is
+	// served only to scrapers that ask for it, so curl still gets the
+	// classic text format.
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -139,6 +139,7 @@ func (p *pipeline) handle(st stage, msg *message.Message) ([]*message.Message, e
 	}
 	out := message.NewMessage(watermill.NewUUID(), payload(st.next, msg.Metadata.Get("order_id"), st.size()))
 	out.Metadata.Set("order_id", msg.Metadata.Get("order_id"))
+	out.Metadata.Set(traceparentKey, childTraceparent(msg.Metadata.Get(traceparentKey)))
 	return []*message.Message{out}, nil
 }
 
@@ -157,6 +158,7 @@ func (p *pipeline) generate(ctx context.Context, pub message.Publisher, rate flo
 		orderID := fmt.Sprintf("o-%d-%s", n, watermill.NewShortUUID()[:6])
 		msg := message.NewMessage(watermill.NewUUID(), payload("order", orderID, orderSize()))
 		msg.Metadata.Set("order_id", orderID)
+		msg.Metadata.Set(traceparentKey, newTraceparent())
 
 		p.health.publishing(time.Now())
 		err := pub.Publish(topic, msg)
