@@ -1,0 +1,307 @@
+package benchmarks
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ThreeDotsLabs/watermill"
+	"github.com/ThreeDotsLabs/watermill/components/metrics"
+	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/wmprom/wmprom"
+)
+
+// cardinalities are the numbers of distinct handler and destination
+// label values compared.
+var cardinalities = []int{10, 1000, 10000}
+
+// handlerInstrumentation instruments handlers and a publisher one by one,
+// as a router does for each handler it runs.
+type handlerInstrumentation struct {
+	name     string
+	new      func(tb testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator)
+	families string // what the families are, for the log
+}
+
+var handlerInstrumentations = []handlerInstrumentation{
+	{name: "none", new: func(testing.TB, *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator) {
+		return func(h message.HandlerFunc) message.HandlerFunc { return h },
+			func(p message.Publisher) (message.Publisher, error) { return p, nil }
+	}},
+	{name: "wmprom", new: func(tb testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator) {
+		m, err := wmprom.New(reg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return m.Middleware, m.DecoratePublisher
+	}},
+	{name: "watermill", new: func(_ testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator) {
+		b := metrics.NewPrometheusMetricsBuilder(reg, "", "")
+		return b.NewRouterMiddleware().Middleware, b.DecoratePublisher
+	}},
+}
+
+var (
+	contextsMu sync.Mutex
+	contexts   = map[int][]context.Context{}
+)
+
+// handlerContexts returns the message contexts of n handlers of a real
+// router on a GoChannel, each subscribed to its own topic: the context
+// the router gives a message carries the handler's names, which the
+// instrumentations read, and only the router can set them. They are
+// built once per size and test binary.
+func handlerContexts(tb testing.TB, n int) []context.Context {
+	tb.Helper()
+	contextsMu.Lock()
+	defer contextsMu.Unlock()
+	if ctxs, ok := contexts[n]; ok {
+		return ctxs
+	}
+	begin := time.Now()
+	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	defer ps.Close()
+	r := newRouter(tb)
+	ctxs := make([]context.Context, n)
+	var wg sync.WaitGroup
+	wg.Add(n)
+	for i := range n {
+		topic := handlerTopic(i)
+		r.AddConsumerHandler(topic, topic, ps, func(msg *message.Message) error {
+			if ctxs[i] == nil {
+				ctxs[i] = msg.Context()
+				wg.Done()
+			}
+			return nil
+		})
+	}
+	rr := start(tb, r)
+	for i := range n {
+		if err := ps.Publish(handlerTopic(i), message.NewMessage(watermill.NewUUID(), nil)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	wg.Wait()
+	rr.stop(tb)
+	tb.Logf("contexts of %d router handlers built in %s", n, time.Since(begin).Round(time.Millisecond))
+	contexts[n] = ctxs
+	return ctxs
+}
+
+func handlerTopic(i int) string     { return fmt.Sprintf("orders.%05d", i) }
+func destinationTopic(i int) string { return fmt.Sprintf("invoices.%05d", i) }
+
+// series is n instrumented handlers, each with its message, its
+// instrumented publisher and its destination.
+type series struct {
+	ctxs     []context.Context
+	handlers []message.HandlerFunc
+	msgs     []*message.Message
+	// pubs are the handlers' publishers: a router decorates each
+	// handler's publisher on its own, so each has its own.
+	pubs []message.Publisher
+	// batches are what each handler publishes: one message, in a slice
+	// made once so that the variadic call allocates nothing.
+	batches [][]*message.Message
+	topics  []string
+}
+
+// newSeries makes the messages of n handlers; instrument makes their
+// handlers and publishers.
+func newSeries(ctxs []context.Context) *series {
+	n := len(ctxs)
+	s := &series{
+		ctxs: ctxs, handlers: make([]message.HandlerFunc, n), msgs: make([]*message.Message, n),
+		pubs: make([]message.Publisher, n), batches: make([][]*message.Message, n), topics: make([]string, n),
+	}
+	for i, ctx := range ctxs {
+		s.msgs[i] = message.NewMessage(watermill.NewUUID(), make([]byte, payloadSize))
+		s.msgs[i].SetContext(ctx)
+		s.batches[i] = []*message.Message{message.NewMessage(watermill.NewUUID(), make([]byte, payloadSize))}
+		s.topics[i] = destinationTopic(i)
+	}
+	return s
+}
+
+// instrument wraps every handler and publisher of s with in, registering
+// with reg: the router does the same for each handler it runs.
+func (s *series) instrument(tb testing.TB, in handlerInstrumentation, reg *prometheus.Registry) *series {
+	tb.Helper()
+	mw, decorate := in.new(tb, reg)
+	for i := range s.handlers {
+		s.handlers[i] = mw(emptyHandler)
+		pub, err := decorate(nopPublisher{})
+		if err != nil {
+			tb.Fatal(err)
+		}
+		s.pubs[i] = pub
+	}
+	return s
+}
+
+// handle runs handler i on its message and publishes its output to its
+// destination. The published message gets the handler's context back
+// each time: Watermill's publisher decorator adds a value to it on every
+// publish, and skips recording a message it has already seen.
+func (s *series) handle(i int) error {
+	if _, err := s.handlers[i](s.msgs[i]); err != nil {
+		return err
+	}
+	s.batches[i][0].SetContext(s.ctxs[i])
+	return s.pubs[i].Publish(s.topics[i], s.batches[i]...)
+}
+
+// touch records one message of every handler and one publish to every
+// destination: after it, every series exists.
+func (s *series) touch(tb testing.TB) {
+	for i := range s.handlers {
+		if err := s.handle(i); err != nil {
+			tb.Fatal(err)
+		}
+	}
+}
+
+func emptyHandler(*message.Message) ([]*message.Message, error) { return nil, nil }
+
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(string, ...*message.Message) error { return nil }
+func (nopPublisher) Close() error                              { return nil }
+
+// heapInUse is the live heap after a full collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// exposedSamples counts the samples one scrape of reg exposes.
+func exposedSamples(tb testing.TB, reg *prometheus.Registry) (samples int, body []byte) {
+	tb.Helper()
+	rec := scrape(reg)
+	body = rec.Body.Bytes()
+	for line := range bytes.Lines(body) {
+		if len(line) > 0 && line[0] != '#' {
+			samples++
+		}
+	}
+	return samples, body
+}
+
+var scrapeRequest = httptest.NewRequest(http.MethodGet, "/metrics", nil)
+
+// scrape serves one /metrics request the way Prometheus' text scrape
+// does, uncompressed.
+func scrape(reg *prometheus.Registry) *httptest.ResponseRecorder {
+	rec := httptest.NewRecorder()
+	promhttp.HandlerFor(reg, promhttp.HandlerOpts{}).ServeHTTP(rec, scrapeRequest)
+	return rec
+}
+
+// BenchmarkCardinalityCreate times the first message of n handlers and
+// the first publish to n destinations, which create their series, and
+// measures the heap they keep: B/handler is per handler and destination
+// pair, B/sample per exposed sample (a histogram bucket, sum or count is
+// one sample, as Prometheus stores it).
+func BenchmarkCardinalityCreate(b *testing.B) {
+	for _, n := range cardinalities {
+		ctxs := handlerContexts(b, n)
+		for _, in := range handlerInstrumentations {
+			b.Run(fmt.Sprintf("series=%d/instr=%s", n, in.name), func(b *testing.B) {
+				// The heap is measured once: a full collection before and
+				// after each round would take far longer than the round.
+				// The messages are made before, so only what the
+				// instrumentation keeps is counted.
+				s := newSeries(ctxs)
+				reg := prometheus.NewRegistry()
+				before := heapInUse()
+				s.instrument(b, in, reg).touch(b)
+				heap := int64(heapInUse()) - int64(before) // none can come out slightly below 0
+				samples, _ := exposedSamples(b, reg)
+				runtime.KeepAlive(s)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for b.Loop() {
+					s.instrument(b, in, prometheus.NewRegistry()).touch(b)
+				}
+				b.ReportMetric(float64(heap)/float64(n), "B/handler")
+				b.ReportMetric(float64(samples)/float64(n), "samples/handler")
+				if samples > 0 {
+					b.ReportMetric(float64(heap)/float64(samples), "B/sample")
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCardinalitySteady is the steady-state cost of one message once
+// every series exists: round-robin over n handlers, each with its own
+// middleware and its own decorated publisher (as a router builds them),
+// each handler publishing to a destination of its own. One op is one
+// handled message plus one publish. With n handlers busy in turn, the
+// series of all n are the working set the CPU caches must hold.
+func BenchmarkCardinalitySteady(b *testing.B) {
+	benchmarkSteady(b, func(n int) int { return n })
+}
+
+// BenchmarkCardinalityHot is BenchmarkCardinalitySteady with all n
+// handlers' series in the registry but only 10 of the handlers busy:
+// what the number of series costs by itself, apart from the working set.
+func BenchmarkCardinalityHot(b *testing.B) {
+	benchmarkSteady(b, func(n int) int { return min(n, 10) })
+}
+
+func benchmarkSteady(b *testing.B, active func(n int) int) {
+	for _, n := range cardinalities {
+		ctxs := handlerContexts(b, n)
+		for _, in := range handlerInstrumentations {
+			b.Run(fmt.Sprintf("series=%d/instr=%s", n, in.name), func(b *testing.B) {
+				s := newSeries(ctxs).instrument(b, in, prometheus.NewRegistry())
+				s.touch(b)
+				busy := active(n)
+				b.ReportAllocs()
+				i := 0
+				for b.Loop() {
+					_ = s.handle(i)
+					if i++; i == busy {
+						i = 0
+					}
+				}
+			})
+		}
+	}
+}
+
+// BenchmarkCardinalityScrape times one /metrics scrape (text format,
+// uncompressed) of a registry holding n handlers' and destinations'
+// series; bytes/scrape is the size of the response.
+func BenchmarkCardinalityScrape(b *testing.B) {
+	for _, n := range cardinalities {
+		ctxs := handlerContexts(b, n)
+		for _, in := range handlerInstrumentations[1:] {
+			b.Run(fmt.Sprintf("series=%d/instr=%s", n, in.name), func(b *testing.B) {
+				reg := prometheus.NewRegistry()
+				s := newSeries(ctxs).instrument(b, in, reg)
+				s.touch(b)
+				samples, body := exposedSamples(b, reg)
+				b.ReportAllocs()
+				for b.Loop() {
+					scrape(reg)
+				}
+				b.ReportMetric(float64(len(body)), "bytes/scrape")
+				b.ReportMetric(float64(samples), "samples/scrape")
+			})
+		}
+	}
+}
