@@ -7,6 +7,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -24,16 +25,17 @@ const testRange = "1m"
 // demo fills them in seconds, so this only matters when something is broken.
 const dataTimeout = 75 * time.Second
 
-// TestDashboard22130 proves that every panel and variable of FastStream's
-// dashboard shows data for the demo, scraped by a real Prometheus: once on
-// the in-memory GoChannel and once on real brokers.
-func TestDashboard22130(t *testing.T) {
-	d := loadDashboard(t)
-
+// TestDashboards proves that every panel and variable of FastStream's
+// dashboard 22130 and of the project's own dashboard shows data for the
+// demo, scraped by a real Prometheus: once on the in-memory GoChannel and
+// once on real brokers. The demo serves OpenMetrics, which Prometheus
+// prefers, so this is also the proof that the dashboards work on the
+// exposition that carries exemplars, and that the demo's exemplars arrive.
+func TestDashboards(t *testing.T) {
 	t.Run("gochannel", func(t *testing.T) {
 		t.Parallel()
 		demo := startDemo(t, "-brokers", "gochannel", "-rate", "25")
-		checkDashboard(t, d, demo, []string{"gochannel"})
+		checkDashboards(t, demo, []string{"gochannel"})
 		demo.stop(t)
 	})
 
@@ -55,9 +57,100 @@ func TestDashboard22130(t *testing.T) {
 			"-nats-url", env["WMPROM_TEST_NATS"],
 			"-redis-addr", env["WMPROM_TEST_REDIS"],
 		)
-		checkDashboard(t, d, demo, []string{"kafka", "nats", "rabbit", "redis"})
+		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"})
 		demo.stop(t)
 	})
+}
+
+// checkDashboards runs a Prometheus scraping demo and checks both
+// dashboards against it, then the exemplars the demo's traced messages
+// leave on the latency histograms.
+func checkDashboards(t *testing.T, demo *demoProc, brokers []string) {
+	t.Helper()
+	prom := startPrometheus(t, demo.hostPort())
+	t.Run("22130", func(t *testing.T) {
+		checkDashboard(t, loadDashboard(t), prom, brokers)
+		checkOpenMetricsLe(t, prom)
+	})
+	t.Run("wmprom", func(t *testing.T) {
+		checkDashboard(t, loadOwnDashboard(t), prom, brokers)
+	})
+	t.Run("exemplars", func(t *testing.T) {
+		checkDemoExemplars(t, prom, brokers)
+	})
+}
+
+// checkOpenMetricsLe shows that 22130 was just checked on an OpenMetrics
+// scrape. OpenMetrics writes every bucket bound as a float, le="1.0",
+// where the classic text format writes le="1". Prometheus 2 stores the
+// label as written, so its series differ by format; Prometheus 3 turns both
+// into "1". The dashboards never name an le value (histogram_quantile only
+// groups and orders the buckets by it), so their queries work either way,
+// which is what checkDashboard has just proved.
+func checkOpenMetricsLe(t *testing.T, prom *promServer) {
+	t.Helper()
+	major, err := prom.majorVersion()
+	if err != nil {
+		t.Fatal(err)
+	}
+	samples, err := prom.query(`count by (le) (faststream_received_processed_messages_duration_seconds_bucket)`, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var les []string
+	for _, s := range samples {
+		les = append(les, s.labels["le"])
+	}
+	sort.Strings(les)
+	want, notWant := "1.0", "1" // Prometheus 2 keeps OpenMetrics' spelling
+	if major >= 3 {
+		want, notWant = "1", "1.0"
+	}
+	if !slices.Contains(les, want) || slices.Contains(les, notWant) {
+		t.Fatalf("Prometheus %d stored le values %v: want %q and no %q, as from an OpenMetrics scrape", major, les, want, notWant)
+	}
+	t.Logf("Prometheus %d scraped OpenMetrics: le values %v", major, les)
+}
+
+// traceIDRE is a W3C trace id, as the demo's traceparent metadata carries.
+var traceIDRE = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// checkDemoExemplars requires an exemplar with a trace id on the processing
+// and the publishing duration histograms of every handler and destination
+// of the demo: the demo's traceparent reaches Prometheus through wmprom.
+func checkDemoExemplars(t *testing.T, prom *promServer, brokers []string) {
+	t.Helper()
+	families := map[string]string{
+		"faststream_received_processed_messages_duration_seconds_bucket": "handler",
+		"faststream_published_messages_duration_seconds_bucket":          "destination",
+	}
+	start := time.Now()
+	err := eventually(context.Background(), 30*time.Second, time.Second, func() error {
+		var problems []error
+		for family, label := range families {
+			ex, err := prom.exemplars(family+`{app_name="wmprom-demo"}`, start.Add(-5*time.Minute), time.Now().Add(time.Minute))
+			if err != nil {
+				return err
+			}
+			seen := map[string]bool{}
+			for _, e := range ex {
+				if !traceIDRE.MatchString(e.labels["trace_id"]) || len(e.labels) != 1 {
+					problems = append(problems, fmt.Errorf("%s: exemplar labels %v, want only a trace_id", family, e.labels))
+				}
+				seen[e.series[label]] = true
+			}
+			for _, topic := range demoTopics(brokers) {
+				if !seen[topic] {
+					problems = append(problems, fmt.Errorf("%s: no exemplar for %s %s", family, label, topic))
+				}
+			}
+		}
+		return errors.Join(problems...)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("exemplars with a trace_id on both duration histograms of every handler and destination of %s", strings.Join(brokers, ","))
 }
 
 // startKfake runs an in-process Kafka (franz-go's kfake) on port (0: any)
@@ -76,11 +169,20 @@ func startKfake(t *testing.T, port int) string {
 	return c.ListenAddrs()[0]
 }
 
-// checkDashboard waits until Prometheus, scraping demo, answers every query
-// of the dashboard with data, then checks the status-share panels.
-func checkDashboard(t *testing.T, d *dashboard, demo *demoProc, brokers []string) {
+// demoTopics are the demo's topics on brokers: each is a handler's and,
+// as the generator or the handler before publishes to it, a destination.
+func demoTopics(brokers []string) []string {
+	var out []string
+	for _, b := range brokers {
+		out = append(out, b+"-orders", b+"-payments", b+"-notifications")
+	}
+	return out
+}
+
+// checkDashboard waits until Prometheus answers every query of the
+// dashboard with data, then, for 22130, checks the status-share panels.
+func checkDashboard(t *testing.T, d *dashboard, prom *promServer, brokers []string) {
 	t.Helper()
-	prom := startPrometheus(t, demo.hostPort())
 	vars := grafanaVars(testRange)
 	panels, err := d.panelQueries(vars)
 	if err != nil {
@@ -91,39 +193,38 @@ func checkDashboard(t *testing.T, d *dashboard, demo *demoProc, brokers []string
 		t.Fatal(err)
 	}
 
-	var handlers, destinations []string
-	for _, b := range brokers {
-		handlers = append(handlers, b+"-orders", b+"-payments", b+"-notifications")
-		destinations = append(destinations, b+"-orders", b+"-payments", b+"-notifications")
-	}
 	wantLabels := map[string][]string{
 		"app_name":    {"wmprom-demo"},
 		"broker":      brokers,
-		"handler":     handlers,
-		"destination": destinations,
+		"handler":     demoTopics(brokers),
+		"destination": demoTopics(brokers),
 	}
 
 	start := time.Now()
 	var checked report
 	err = eventually(context.Background(), dataTimeout, time.Second, func() error {
 		at := time.Now()
-		r, err := evaluate(prom, panels, varQueries, wantLabels, at)
+		r, err := evaluate(prom, d, panels, varQueries, wantLabels, at)
 		checked = r
 		return err
 	})
 	if err != nil {
-		t.Fatalf("after %s, the dashboard still lacks data:\n%v", time.Since(start).Round(time.Second), err)
+		t.Fatalf("after %s, dashboard %s still lacks data:\n%v", time.Since(start).Round(time.Second), d.name, err)
 	}
-	t.Logf("dashboard 22130 on %s: checked %d panel queries and %d template-variable queries against Prometheus "+
-		"(all with >= 1 finite series; status shares of %d handlers in [0,1] summing to 1), data complete after %s",
-		strings.Join(brokers, ","), checked.panels, checked.variables, checked.handlers, time.Since(start).Round(100*time.Millisecond))
+	shares := ""
+	if d.statusShares {
+		shares = fmt.Sprintf("; status shares of %d handlers in [0,1] summing to 1", checked.handlers)
+	}
+	t.Logf("dashboard %s on %s: checked %d panel queries and %d template-variable queries against Prometheus "+
+		"(all with >= 1 finite series%s), data complete after %s",
+		d.name, strings.Join(brokers, ","), checked.panels, checked.variables, shares, time.Since(start).Round(100*time.Millisecond))
 }
 
 // report says how much one evaluation checked.
 type report struct{ panels, variables, handlers int }
 
 // evaluate runs every query at instant at and returns all that is wrong.
-func evaluate(prom *promServer, panels []panelQuery, varQueries []varQuery, wantLabels map[string][]string, at time.Time) (report, error) {
+func evaluate(prom *promServer, d *dashboard, panels []panelQuery, varQueries []varQuery, wantLabels map[string][]string, at time.Time) (report, error) {
 	var problems []error
 	var r report
 
@@ -163,7 +264,7 @@ func evaluate(prom *promServer, panels []panelQuery, varQueries []varQuery, want
 			continue
 		}
 		r.panels++
-		if strings.HasPrefix(q.panel, "Percent of ") {
+		if d.statusShares && strings.HasPrefix(q.panel, "Percent of ") {
 			byHandler := map[string]float64{}
 			for _, s := range samples {
 				byHandler[s.labels["handler"]] = s.value
@@ -173,7 +274,7 @@ func evaluate(prom *promServer, panels []panelQuery, varQueries []varQuery, want
 	}
 
 	sharePanels := []string{"Percent of acked messages", "Percent of error messages", "Percent of nacked, rejected, skipped messages"}
-	if len(shares) == len(sharePanels) {
+	if d.statusShares && len(shares) == len(sharePanels) {
 		handlers := wantLabels["handler"]
 		for _, h := range handlers {
 			sum := 0.0
@@ -197,7 +298,7 @@ func evaluate(prom *promServer, panels []panelQuery, varQueries []varQuery, want
 			}
 		}
 		r.handlers = len(handlers)
-	} else if len(problems) == 0 {
+	} else if d.statusShares && len(problems) == 0 {
 		problems = append(problems, fmt.Errorf("found status-share panels %v, want %v", keys(shares), sharePanels))
 	}
 	return r, errors.Join(problems...)

@@ -15,9 +15,10 @@ const defaultDashboardPath = "../../shared/reference/grafana-dashboard-22130.jso
 
 // panelQuery is one PromQL expression of one panel.
 type panelQuery struct {
-	panel string // the panel's title
-	ref   string // the target's refId
-	expr  string // with the dashboard's variables substituted
+	panel    string // the panel's title
+	ref      string // the target's refId
+	expr     string // with the dashboard's variables substituted
+	exemplar bool   // Grafana also asks for the exemplars of its series
 }
 
 // varQuery is one template variable's label_values query.
@@ -29,6 +30,12 @@ type varQuery struct {
 }
 
 type dashboard struct {
+	name string // for messages: "22130" or the file's uid
+	// statusShares: the dashboard has 22130's three status-share panels,
+	// which must add up to 1 per handler.
+	statusShares bool
+
+	UID        string      `json:"uid"`
 	Panels     []dashPanel `json:"panels"`
 	Templating struct {
 		List []struct {
@@ -45,9 +52,10 @@ type dashPanel struct {
 	Type    string      `json:"type"`
 	Panels  []dashPanel `json:"panels"`
 	Targets []struct {
-		Expr  string `json:"expr"`
-		RefID string `json:"refId"`
-		Hide  bool   `json:"hide"`
+		Expr     string `json:"expr"`
+		RefID    string `json:"refId"`
+		Hide     bool   `json:"hide"`
+		Exemplar bool   `json:"exemplar"`
 	} `json:"targets"`
 }
 
@@ -59,10 +67,30 @@ func loadDashboard(t *testing.T) *dashboard {
 	if path == "" {
 		path = defaultDashboardPath
 	}
-	raw, err := os.ReadFile(path)
-	if os.IsNotExist(err) {
+	if _, err := os.Stat(path); os.IsNotExist(err) {
 		t.Skipf("SKIPPED, NOT PASSED: dashboard 22130 JSON not found at %s (set WMPROM_DASHBOARD_22130 to the file downloaded from grafana.com)", path)
 	}
+	d := parseDashboard(t, path)
+	d.name, d.statusShares = "22130", true
+	return d
+}
+
+// ownDashboardPath is the project's own dashboard, which the compose stack
+// provisions next to 22130.
+const ownDashboardPath = "../grafana/dashboards/wmprom.json"
+
+// loadOwnDashboard reads the project's dashboard; it is in the repository,
+// so its absence is a failure, not a skip.
+func loadOwnDashboard(t *testing.T) *dashboard {
+	t.Helper()
+	d := parseDashboard(t, ownDashboardPath)
+	d.name = d.UID
+	return d
+}
+
+func parseDashboard(t *testing.T, path string) *dashboard {
+	t.Helper()
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,13 +101,14 @@ func loadDashboard(t *testing.T) *dashboard {
 	return &d
 }
 
-// grafanaVars are the values Grafana uses with the dashboard's defaults:
+// grafanaVars are the values Grafana uses with a dashboard's defaults:
 // the prefix box left at faststream, every multi-value variable at All
 // (whose allValue is .+), and the time range of the test window.
 func grafanaVars(rangeDur string) map[string]string {
 	return map[string]string{
 		"metrics_prefix": "faststream",
 		"app_name":       ".+",
+		"broker":         ".+", // our dashboard's; 22130 has no broker variable
 		"handler":        ".+",
 		"destination":    ".+",
 		"datasource":     "prometheus",
@@ -127,7 +156,7 @@ func (d *dashboard) panelQueries(vars map[string]string) ([]panelQuery, error) {
 				if err != nil {
 					return fmt.Errorf("panel %q: %w", p.Title, err)
 				}
-				out = append(out, panelQuery{panel: p.Title, ref: tg.RefID, expr: expr})
+				out = append(out, panelQuery{panel: p.Title, ref: tg.RefID, expr: expr, exemplar: tg.Exemplar})
 			}
 		}
 		return nil
@@ -205,6 +234,54 @@ func TestDashboardQueriesParse(t *testing.T) {
 		"app_name app_name":       `[][{__name__=~"faststream_published_messages_total|faststream_received_messages_total"}]`,
 		"destination destination": `[{__name__=~"faststream_published_messages_total", app_name=~".+"}]`,
 		"handler handler":         `[{__name__=~"faststream_received_messages_total", app_name=~".+"}]`,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("variable queries:\n got %v\nwant %v", got, want)
+	}
+}
+
+// TestOwnDashboardQueriesParse pins down what the end-to-end test evaluates
+// of grafana/dashboards/wmprom.json, so that a panel whose query the test
+// could not read cannot drop out of the check unnoticed.
+func TestOwnDashboardQueriesParse(t *testing.T) {
+	d := loadOwnDashboard(t)
+	panels, err := d.panelQueries(grafanaVars("1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(panels) != 20 {
+		t.Fatalf("found %d panel queries, want the 20 of %s", len(panels), ownDashboardPath)
+	}
+	var withExemplars []string
+	for _, q := range panels {
+		if strings.Contains(q.expr, "$") {
+			t.Errorf("panel %q keeps a variable after substitution: %s", q.panel, q.expr)
+		}
+		if q.exemplar {
+			withExemplars = append(withExemplars, q.panel)
+			if !strings.Contains(q.expr, "_duration_seconds_bucket") {
+				t.Errorf("panel %q asks for exemplars of %s; wmprom puts them on the duration histograms", q.panel, q.expr)
+			}
+		}
+	}
+	// Both latency-by-broker panels and the p99 of the two per-handler and
+	// per-destination latency panels show exemplar dots.
+	if len(withExemplars) != 4 {
+		t.Errorf("queries with exemplars on: %q, want 4", withExemplars)
+	}
+	vq, err := d.variableQueries(grafanaVars("1m"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]string{}
+	for _, q := range vq {
+		got[q.variable+" "+q.label] += "[" + q.selector + "]"
+	}
+	want := map[string]string{
+		"app_name app_name":       `[{__name__=~"faststream_received_messages_total"}]`,
+		"broker broker":           `[{__name__=~"faststream_received_messages_total", app_name=~".+"}]`,
+		"handler handler":         `[{__name__=~"faststream_received_messages_total", app_name=~".+", broker=~".+"}]`,
+		"destination destination": `[{__name__=~"faststream_published_messages_total", app_name=~".+", broker=~".+"}]`,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("variable queries:\n got %v\nwant %v", got, want)

@@ -27,8 +27,9 @@ type promServer struct {
 	log  *lockedBuffer
 }
 
-// startPrometheus runs Prometheus on a free loopback port with a fresh TSDB,
-// scraping target every second, and waits until it is ready.
+// startPrometheus runs Prometheus on a free loopback port with a fresh TSDB
+// and exemplar storage, scraping target every second (in OpenMetrics when the
+// target offers it, as Prometheus prefers it), and waits until it is ready.
 func startPrometheus(t *testing.T, target string) *promServer {
 	t.Helper()
 	bin := prometheusBinary
@@ -74,6 +75,9 @@ func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*pr
 		"--storage.tsdb.path="+dataDir,
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
 		"--log.level=warn",
+		// As in the compose stack: keep the exemplars the OpenMetrics
+		// scrapes carry, for /api/v1/query_exemplars.
+		"--enable-feature=exemplar-storage",
 	)
 	cmd.Stdout = p.log
 	cmd.Stderr = p.log
@@ -233,4 +237,61 @@ func describe(samples []sample) string {
 		fmt.Fprintf(&b, " %v=%v", s.labels, s.value)
 	}
 	return b.String()
+}
+
+// exemplar is one exemplar Prometheus stored, with the series it belongs to.
+type exemplar struct {
+	series  map[string]string
+	labels  map[string]string
+	value   float64
+	seconds float64 // its timestamp
+}
+
+// exemplars runs /api/v1/query_exemplars for the series selected by expr
+// over [start, end].
+func (p *promServer) exemplars(expr string, start, end time.Time) ([]exemplar, error) {
+	var data []struct {
+		SeriesLabels map[string]string `json:"seriesLabels"`
+		Exemplars    []struct {
+			Labels    map[string]string `json:"labels"`
+			Value     string            `json:"value"`
+			Timestamp float64           `json:"timestamp"`
+		} `json:"exemplars"`
+	}
+	params := url.Values{
+		"query": {expr},
+		"start": {strconv.FormatFloat(float64(start.UnixMilli())/1000, 'f', 3, 64)},
+		"end":   {strconv.FormatFloat(float64(end.UnixMilli())/1000, 'f', 3, 64)},
+	}
+	if err := p.apiGet("/api/v1/query_exemplars", params, &data); err != nil {
+		return nil, err
+	}
+	var out []exemplar
+	for _, s := range data {
+		for _, e := range s.Exemplars {
+			v, err := strconv.ParseFloat(e.Value, 64)
+			if err != nil {
+				return nil, fmt.Errorf("exemplar value %q: %w", e.Value, err)
+			}
+			out = append(out, exemplar{series: s.SeriesLabels, labels: e.Labels, value: v, seconds: e.Timestamp})
+		}
+	}
+	return out, nil
+}
+
+// majorVersion is the major version of the Prometheus server, whose
+// ingestion of OpenMetrics differs between 2 and 3 (see checkOpenMetricsLe).
+func (p *promServer) majorVersion() (int, error) {
+	var info struct {
+		Version string `json:"version"`
+	}
+	if err := p.apiGet("/api/v1/status/buildinfo", nil, &info); err != nil {
+		return 0, err
+	}
+	major, _, _ := strings.Cut(info.Version, ".")
+	n, err := strconv.Atoi(major)
+	if err != nil {
+		return 0, fmt.Errorf("prometheus version %q: %w", info.Version, err)
+	}
+	return n, nil
 }
