@@ -210,6 +210,19 @@ func TestComposeStack(t *testing.T) {
 		prom := service(t, p, svcPrometheus)
 		cfgPath := bindSource(t, prom, "/etc/prometheus/prometheus.yml")
 		rulesDir := bindSource(t, prom, "/etc/prometheus/rules")
+		// Overriding the image's command drops its defaults: the config and
+		// the data directory must be given again, at the mounted paths.
+		wantCmd := types.ShellCommand{
+			"--config.file=/etc/prometheus/prometheus.yml",
+			"--storage.tsdb.path=/prometheus",
+			"--enable-feature=exemplar-storage",
+		}
+		if !slices.Equal(prom.Command, wantCmd) {
+			t.Errorf("prometheus command %q, want %q", prom.Command, wantCmd)
+		}
+		if vol := volumeAt(prom, "/prometheus"); vol != "prometheus-data" {
+			t.Errorf("prometheus mounts %q at its data directory /prometheus, want the prometheus-data volume", vol)
+		}
 		raw, err := os.ReadFile(cfgPath)
 		if err != nil {
 			t.Fatal(err)
@@ -309,6 +322,7 @@ func TestComposeStack(t *testing.T) {
 		if ds["type"] != "prometheus" || ds["url"] != "http://"+svcPrometheus+":9090" || ds["uid"] != "prometheus" || ds["isDefault"] != true {
 			t.Errorf("datasource %v, want the default prometheus datasource at http://prometheus:9090 with uid prometheus", ds)
 		}
+		checkExemplarLinks(t, ds)
 		paths := map[string]string{}
 		for _, pr := range providers {
 			opts, _ := pr["options"].(map[string]any)
@@ -355,6 +369,27 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("grafana-dashboards does not download dashboard 22130 into %s: %s", path, script)
 		}
 	})
+}
+
+// checkExemplarLinks requires the datasource to turn the trace_id label of
+// exemplars (the label wmprom writes) into a link, with the URL's Grafana
+// variable escaped from provisioning's environment interpolation: written
+// unescaped, ${__value.raw} would be replaced by an empty variable.
+func checkExemplarLinks(t *testing.T, ds map[string]any) {
+	t.Helper()
+	jsonData, _ := ds["jsonData"].(map[string]any)
+	dests, _ := jsonData["exemplarTraceIdDestinations"].([]any)
+	if len(dests) != 1 {
+		t.Fatalf("datasource exemplarTraceIdDestinations %v, want one destination", jsonData["exemplarTraceIdDestinations"])
+	}
+	dest, _ := dests[0].(map[string]any)
+	link, _ := dest["url"].(string)
+	if dest["name"] != "trace_id" || !strings.Contains(link, "$${__value.raw}") || strings.Contains(strings.ReplaceAll(link, "$${", ""), "${") {
+		t.Errorf("exemplar destination %v, want name trace_id and a url with $${__value.raw}", dest)
+	}
+	if u, err := url.Parse(strings.ReplaceAll(link, "$${__value.raw}", "0af7651916cd43dd8448eb211c80319c")); err != nil || u.Scheme == "" || u.Host == "" {
+		t.Errorf("exemplar destination url %q does not make an absolute URL: %v", link, err)
+	}
 }
 
 // bindSource returns the host path bind-mounted at target in s.
