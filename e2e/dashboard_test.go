@@ -222,22 +222,11 @@ func TestDashboardQueriesParse(t *testing.T) {
 			t.Errorf("panel %q keeps a variable after substitution: %s", q.panel, q.expr)
 		}
 	}
-	vq, err := d.variableQueries(vars)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]string{}
-	for _, q := range vq {
-		got[q.variable+" "+q.label] += "[" + q.selector + "]"
-	}
-	want := map[string]string{
+	checkVariableSelectors(t, d, map[string]string{
 		"app_name app_name":       `[][{__name__=~"faststream_published_messages_total|faststream_received_messages_total"}]`,
 		"destination destination": `[{__name__=~"faststream_published_messages_total", app_name=~".+"}]`,
 		"handler handler":         `[{__name__=~"faststream_received_messages_total", app_name=~".+"}]`,
-	}
-	if fmt.Sprint(got) != fmt.Sprint(want) {
-		t.Fatalf("variable queries:\n got %v\nwant %v", got, want)
-	}
+	})
 }
 
 // TestOwnDashboardQueriesParse pins down what the end-to-end test evaluates
@@ -269,6 +258,19 @@ func TestOwnDashboardQueriesParse(t *testing.T) {
 	if len(withExemplars) != 4 {
 		t.Errorf("queries with exemplars on: %q, want 4", withExemplars)
 	}
+	checkVariableSelectors(t, d, map[string]string{
+		"app_name app_name":       `[{__name__=~"faststream_received_messages_total"}]`,
+		"broker broker":           `[{__name__=~"faststream_received_messages_total", app_name=~".+"}]`,
+		"handler handler":         `[{__name__=~"faststream_received_messages_total", app_name=~".+", broker=~".+"}]`,
+		"destination destination": `[{__name__=~"faststream_published_messages_total", app_name=~".+", broker=~".+"}]`,
+	})
+}
+
+// checkVariableSelectors compares the label_values queries of d's
+// variables, as "variable label" -> "[selector]" for each query text, with
+// want.
+func checkVariableSelectors(t *testing.T, d *dashboard, want map[string]string) {
+	t.Helper()
 	vq, err := d.variableQueries(grafanaVars("1m"))
 	if err != nil {
 		t.Fatal(err)
@@ -276,12 +278,6 @@ func TestOwnDashboardQueriesParse(t *testing.T) {
 	got := map[string]string{}
 	for _, q := range vq {
 		got[q.variable+" "+q.label] += "[" + q.selector + "]"
-	}
-	want := map[string]string{
-		"app_name app_name":       `[{__name__=~"faststream_received_messages_total"}]`,
-		"broker broker":           `[{__name__=~"faststream_received_messages_total", app_name=~".+"}]`,
-		"handler handler":         `[{__name__=~"faststream_received_messages_total", app_name=~".+", broker=~".+"}]`,
-		"destination destination": `[{__name__=~"faststream_published_messages_total", app_name=~".+", broker=~".+"}]`,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("variable queries:\n got %v\nwant %v", got, want)
