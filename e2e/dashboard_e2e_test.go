@@ -73,7 +73,9 @@ func checkDashboards(t *testing.T, demo *demoProc, brokers []string) {
 		checkOpenMetricsLe(t, prom)
 	})
 	t.Run("wmprom", func(t *testing.T) {
-		checkDashboard(t, loadOwnDashboard(t), prom, brokers)
+		d := loadOwnDashboard(t)
+		checkDashboard(t, d, prom, brokers)
+		checkPanelExemplars(t, d, prom)
 	})
 	t.Run("exemplars", func(t *testing.T) {
 		checkDemoExemplars(t, prom, brokers)
@@ -110,6 +112,43 @@ func checkOpenMetricsLe(t *testing.T, prom *promServer) {
 		t.Fatalf("Prometheus %d stored le values %v: want %q and no %q, as from an OpenMetrics scrape", major, les, want, notWant)
 	}
 	t.Logf("Prometheus %d scraped OpenMetrics: le values %v", major, les)
+}
+
+// checkPanelExemplars asks Prometheus for the exemplars of every query of d
+// that shows them, with the panel's own expression, as Grafana does: each
+// must bring dots that carry a trace id to link to.
+func checkPanelExemplars(t *testing.T, d *dashboard, prom *promServer) {
+	t.Helper()
+	panels, err := d.panelQueries(grafanaVars(testRange))
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for _, q := range panels {
+		if !q.exemplar {
+			continue
+		}
+		checked++
+		err := eventually(context.Background(), 30*time.Second, time.Second, func() error {
+			ex, err := prom.exemplars(q.expr, time.Now().Add(-5*time.Minute), time.Now().Add(time.Minute))
+			if err != nil {
+				return err
+			}
+			if len(ex) == 0 {
+				return fmt.Errorf("no exemplars for %s", q.expr)
+			}
+			for _, e := range ex {
+				if !traceIDRE.MatchString(e.labels["trace_id"]) {
+					return fmt.Errorf("exemplar labels %v, want a trace_id", e.labels)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("panel %q: %v", q.panel, err)
+		}
+	}
+	t.Logf("dashboard %s: checked %d exemplar queries, each with exemplars carrying a trace_id", d.name, checked)
 }
 
 // traceIDRE is a W3C trace id, as the demo's traceparent metadata carries.
