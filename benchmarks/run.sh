@@ -1,0 +1,70 @@
+#!/bin/sh
+# run.sh runs every benchmark of wmprom the way BENCHMARKS.md reports
+# them and prints the benchstat tables. Run it from the repository root on
+# a quiet machine; it takes about 12 minutes on 2 cores.
+#
+#   sh benchmarks/run.sh [output directory, default benchmarks/results]
+#
+# benchstat: go install golang.org/x/perf/cmd/benchstat@latest
+#
+# Each round runs every benchmark once, and there are ROUNDS rounds
+# (default 10): with -count 10 the ten runs of one variant would come one
+# after the other, so a burst of load from another process would land on
+# one variant and pass for a difference between variants. Interleaved,
+# it spreads over all of them.
+set -eu
+out=${1:-benchmarks/results}
+rounds=${ROUNDS:-10}
+benchstat=${BENCHSTAT:-$(go env GOPATH)/bin/benchstat}
+root=$(pwd)
+mkdir -p "$out"
+out=$(cd "$out" && pwd)
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+
+machine() {
+	echo "== $1: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
+	ps -eo pcpu,comm --sort=-pcpu | head -5
+}
+
+go test -c -o "$bin/hotpath.test" .
+go test -c -o "$bin/benchmarks.test" ./benchmarks/
+{
+	echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ':(glob)*.go' ':(glob)benchmarks/*.go' || echo ' (with uncommitted changes)')"
+	echo "cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/[[:space:]]*:[[:space:]]*/: /')"
+	go version
+	machine start
+} >"$out/machine.txt"
+: >"$out/hotpath.txt"
+: >"$out/endtoend.txt"
+: >"$out/cardinality.txt"
+
+for i in $(seq "$rounds"); do
+	# Hot path: middleware and publisher decorator (root package).
+	(cd "$root" && "$bin/hotpath.test" -test.run '^$' -test.bench . -test.benchmem) | tee -a "$out/hotpath.txt"
+	# Router end to end on GoChannel, NATS JetStream and Redis streams.
+	(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Router|Broker' -test.benchmem) | tee -a "$out/endtoend.txt"
+	# Cardinality, in 6 of the rounds: one scrape of 10,000 handlers
+	# takes a second, and 6 runs are what benchstat needs for a spread.
+	if [ "$i" -le 6 ]; then
+		(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Cardinality' -test.benchmem) | tee -a "$out/cardinality.txt"
+	fi
+	machine "after round $i" >>"$out/machine.txt"
+done
+
+{
+	cat "$out/machine.txt"
+	echo
+	echo "### Hot path"
+	"$benchstat" "$out/hotpath.txt"
+	echo
+	echo "### End to end, against no instrumentation"
+	"$benchstat" -col '/instr@(none wmprom watermill)' "$out/endtoend.txt"
+	echo
+	echo "### End to end, wmprom against Watermill's metrics"
+	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"
+	echo
+	echo "### Cardinality, against 10 handlers"
+	"$benchstat" -col '/series' "$out/cardinality.txt"
+} >"$out/tables.txt"
+cat "$out/tables.txt"
