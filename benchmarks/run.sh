@@ -61,6 +61,10 @@ done
 	echo "### End to end, against no instrumentation"
 	"$benchstat" -col '/instr@(none wmprom watermill)' "$out/endtoend.txt"
 	echo
+	echo "### End to end, throughput ratios of the same round"
+	awk -f "$root/benchmarks/ratios.awk" "$out/endtoend.txt" |
+		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+	echo
 	echo "### End to end, wmprom against Watermill's metrics"
 	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"
 	echo
