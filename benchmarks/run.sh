@@ -12,6 +12,9 @@
 # after the other, so a burst of load from another process would land on
 # one variant and pass for a difference between variants. Interleaved,
 # it spreads over all of them.
+#
+# TABLES_ONLY=1 prints the tables of an earlier run without running
+# anything.
 set -eu
 out=${1:-benchmarks/results}
 rounds=${ROUNDS:-10}
@@ -27,30 +30,32 @@ machine() {
 	ps -eo pcpu,comm --sort=-pcpu | head -5
 }
 
-go test -c -o "$bin/hotpath.test" .
-go test -c -o "$bin/benchmarks.test" ./benchmarks/
-{
-	echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ':(glob)*.go' ':(glob)benchmarks/*.go' || echo ' (with uncommitted changes)')"
-	echo "cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/[[:space:]]*:[[:space:]]*/: /')"
-	go version
-	machine start
-} >"$out/machine.txt"
-: >"$out/hotpath.txt"
-: >"$out/endtoend.txt"
-: >"$out/cardinality.txt"
+if [ -z "${TABLES_ONLY:-}" ]; then
+	go test -c -o "$bin/hotpath.test" .
+	go test -c -o "$bin/benchmarks.test" ./benchmarks/
+	{
+		echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ':(glob)*.go' ':(glob)benchmarks/*.go' || echo ' (with uncommitted changes)')"
+		echo "cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/[[:space:]]*:[[:space:]]*/: /')"
+		go version
+		machine start
+	} >"$out/machine.txt"
+	: >"$out/hotpath.txt"
+	: >"$out/endtoend.txt"
+	: >"$out/cardinality.txt"
 
-for i in $(seq "$rounds"); do
-	# Hot path: middleware and publisher decorator (root package).
-	(cd "$root" && "$bin/hotpath.test" -test.run '^$' -test.bench . -test.benchmem) | tee -a "$out/hotpath.txt"
-	# Router end to end on GoChannel, NATS JetStream and Redis streams.
-	(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Router|Broker' -test.benchmem) | tee -a "$out/endtoend.txt"
-	# Cardinality, in 6 of the rounds: one scrape of 10,000 handlers
-	# takes a second, and 6 runs are what benchstat needs for a spread.
-	if [ "$i" -le 6 ]; then
-		(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Cardinality' -test.benchmem) | tee -a "$out/cardinality.txt"
-	fi
-	machine "after round $i" >>"$out/machine.txt"
-done
+	for i in $(seq "$rounds"); do
+		# Hot path: middleware and publisher decorator (root package).
+		(cd "$root" && "$bin/hotpath.test" -test.run '^$' -test.bench . -test.benchmem) | tee -a "$out/hotpath.txt"
+		# Router end to end on GoChannel, NATS JetStream and Redis streams.
+		(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Router|Broker' -test.benchmem) | tee -a "$out/endtoend.txt"
+		# Cardinality, in 6 of the rounds: one scrape of 10,000 handlers
+		# takes a second, and 6 runs are what benchstat needs for a spread.
+		if [ "$i" -le 6 ]; then
+			(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Cardinality' -test.benchmem) | tee -a "$out/cardinality.txt"
+		fi
+		machine "after round $i" >>"$out/machine.txt"
+	done
+fi
 
 {
 	cat "$out/machine.txt"
@@ -68,7 +73,13 @@ done
 	echo "### End to end, wmprom against Watermill's metrics"
 	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"
 	echo
-	echo "### Cardinality, against 10 handlers"
-	"$benchstat" -col '/series' "$out/cardinality.txt"
+	echo "### Cardinality, steady state, against 10 handlers"
+	"$benchstat" -col /series -filter '.name:/^Cardinality(Steady|Hot)$/ .unit:sec/op' "$out/cardinality.txt"
+	echo
+	echo "### Cardinality, creating the series"
+	"$benchstat" -col /series -filter '.name:CardinalityCreate (.unit:sec/handler OR .unit:B/handler OR .unit:B/sample OR .unit:samples/handler)' "$out/cardinality.txt"
+	echo
+	echo "### Cardinality, one /metrics scrape"
+	"$benchstat" -col /series -filter '.name:CardinalityScrape (.unit:sec/op OR .unit:sec/sample OR .unit:bytes/scrape OR .unit:B/op)' "$out/cardinality.txt"
 } >"$out/tables.txt"
 cat "$out/tables.txt"
