@@ -61,7 +61,7 @@ fi
 	cat "$out/machine.txt"
 	echo
 	echo "### Hot path"
-	"$benchstat" "$out/hotpath.txt"
+	"$benchstat" "hot path=$out/hotpath.txt"
 	echo
 	echo "### End to end, against no instrumentation"
 	"$benchstat" -col '/instr@(none wmprom watermill)' "$out/endtoend.txt"
