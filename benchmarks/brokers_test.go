@@ -76,12 +76,11 @@ func benchmarkBroker(b *testing.B, env *brokerEnv, in instrumentation) {
 	env.load(b, inTopic, b.N, make([]byte, payloadSize))
 
 	b.ResetTimer()
-	begin := time.Now()
+	c := startClock()
 	close(gate)
 	p.wait(b)
-	elapsed := time.Since(begin)
 	b.StopTimer()
-	reportThroughput(b, elapsed)
+	c.report(b)
 }
 
 // BenchmarkBrokerNATSJetStream runs the broker benchmark on watermill-nats

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -173,10 +174,32 @@ func (rr *runningRouter) stop(tb testing.TB) {
 	}
 }
 
-// reportThroughput adds messages per second to the ns/op the benchmark
-// already reports (one op is one message through the whole router).
-func reportThroughput(b *testing.B, elapsed time.Duration) {
+// clock measures one timed stretch in wall time and in CPU time of the
+// whole process (every thread: router, client, GC, and the embedded
+// nats-server where there is one).
+type clock struct {
+	wall time.Time
+	cpu  time.Duration
+}
+
+func startClock() clock { return clock{wall: time.Now(), cpu: processCPU()} }
+
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// report adds messages per second and CPU nanoseconds per message to the
+// ns/op the benchmark already reports (one op is one message through the
+// whole router). CPU time is the steadier of the two on a shared machine:
+// it does not count the time a thread waits for a core or for a wake-up.
+func (c clock) report(b *testing.B) {
+	elapsed, cpu := time.Since(c.wall), processCPU()-c.cpu
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 }
 
 var topicSeq atomic.Int64
