@@ -270,6 +270,9 @@ func privateRedis(tb testing.TB) string {
 		cmd := exec.Command(bin, "--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--dir", dir,
 			"--save", "", "--appendonly", "no", "--daemonize", "no", "--protected-mode", "no")
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
+		// Should the benchmark die without reaching TestMain's cleanup (a
+		// -timeout panic), the kernel stops redis-server with it.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 		if err := cmd.Start(); err != nil {
 			redisErr = err
 			return
