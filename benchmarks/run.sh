@@ -25,9 +25,11 @@ out=$(cd "$out" && pwd)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
 
+# machine records the load: the load averages, and a one-second top
+# sample of the CPU and of the three busiest processes.
 machine() {
 	echo "== $1: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
-	ps -eo pcpu,comm --sort=-pcpu | head -5
+	top -b -n 2 -d 1 -o %CPU -w 120 | awk '/^top -/ { n++ } n == 2' | sed -n '3p;8,10p'
 }
 
 if [ -z "${TABLES_ONLY:-}" ]; then
