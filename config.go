@@ -48,7 +48,8 @@ type config struct {
 	destinations      []string
 	exemplars         bool
 	traceID           func(*message.Message) string
-	now               func() time.Time // tests replace it to make durations exact
+	now               func() time.Time              // tests replace both clocks to make durations exact
+	since             func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
 
 func newConfig(opts []Option) *config {
@@ -59,6 +60,7 @@ func newConfig(opts []Option) *config {
 		maxExceptionTypes: defaultMaxExceptionTypes,
 		exemplars:         true,
 		now:               time.Now,
+		since:             time.Since,
 	}
 	for _, opt := range opts {
 		if opt != nil {

@@ -19,7 +19,12 @@ import (
 
 // withClock makes durations exact: the middleware and the publisher read
 // time only through it.
-func withClock(c *fakeClock) Option { return func(cfg *config) { cfg.now = c.Now } }
+func withClock(c *fakeClock) Option {
+	return func(cfg *config) {
+		cfg.now = c.Now
+		cfg.since = func(t time.Time) time.Duration { return c.Now().Sub(t) }
+	}
+}
 
 // fakeClock stands still until a test advances it.
 type fakeClock struct {

@@ -35,7 +35,7 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	start := m.cfg.now()
 	returned := false
 	defer func() {
-		observe(s.duration, m.cfg.now().Sub(start).Seconds(), traceID)
+		observe(s.duration, m.cfg.since(start).Seconds(), traceID)
 		s.inProcess.Dec()
 		if !returned {
 			// The handler panicked. Count it and let the panic go on

@@ -46,7 +46,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	traceID := m.traceID(firstMessage(msgs))
 	start := m.cfg.now()
 	err := p.next.Publish(topic, msgs...)
-	observe(s.duration, m.cfg.now().Sub(start).Seconds(), traceID)
+	observe(s.duration, m.cfg.since(start).Seconds(), traceID)
 	if err != nil {
 		add(s.failed, float64(len(msgs)), traceID)
 		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, traceID)

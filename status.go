@@ -89,12 +89,18 @@ func decide(msg *message.Message, err error, poisonedBefore bool) verdict {
 	} else {
 		v.status, v.exception, v.routerErr = statusError, err, err
 	}
+	// Two one-case selects, not one two-case select: a one-case select
+	// with a default reads the channel without locking it, and Watermill
+	// closes at most one of the two.
 	select {
 	case <-msg.Acked():
 		v.status, v.ownAck = statusAcked, true
-	case <-msg.Nacked():
-		v.status, v.ownAck = statusNacked, true
 	default:
+		select {
+		case <-msg.Nacked():
+			v.status, v.ownAck = statusNacked, true
+		default:
+		}
 	}
 	return v
 }
