@@ -19,15 +19,23 @@ const traceparentKey = "traceparent"
 // exemplarLabel names the trace in an exemplar, as Grafana expects.
 const exemplarLabel = "trace_id"
 
-// traceID returns the id of the trace msg belongs to, or "" for none.
-func (m *Metrics) traceID(msg *message.Message) string {
+// exemplar returns the exemplar labels of msg's trace, or nil for a
+// message without one. One map serves every observation of the message:
+// client_golang copies it into each exemplar.
+func (m *Metrics) exemplar(msg *message.Message) prometheus.Labels {
 	if !m.cfg.exemplars || msg == nil {
-		return ""
+		return nil
 	}
+	var id string
 	if m.cfg.traceID != nil {
-		return m.cfg.traceID(msg)
+		id = m.cfg.traceID(msg)
+	} else {
+		id = traceIDFromTraceparent(msg.Metadata.Get(traceparentKey))
 	}
-	return traceIDFromTraceparent(msg.Metadata.Get(traceparentKey))
+	if id == "" {
+		return nil
+	}
+	return prometheus.Labels{exemplarLabel: id}
 }
 
 // traceIDFromTraceparent reads the trace id out of a W3C traceparent
@@ -53,22 +61,22 @@ func traceIDFromTraceparent(tp string) string {
 	return id
 }
 
-// add adds v to c, with traceID as its exemplar when there is one.
-func add(c prometheus.Counter, v float64, traceID string) {
-	if traceID != "" {
+// add adds v to c, with the exemplar ex when there is one.
+func add(c prometheus.Counter, v float64, ex prometheus.Labels) {
+	if ex != nil {
 		if ea, ok := c.(prometheus.ExemplarAdder); ok {
-			ea.AddWithExemplar(v, prometheus.Labels{exemplarLabel: traceID})
+			ea.AddWithExemplar(v, ex)
 			return
 		}
 	}
 	c.Add(v)
 }
 
-// observe observes v in o, with traceID as its exemplar when there is one.
-func observe(o prometheus.Observer, v float64, traceID string) {
-	if traceID != "" {
+// observe observes v in o, with the exemplar ex when there is one.
+func observe(o prometheus.Observer, v float64, ex prometheus.Labels) {
+	if ex != nil {
 		if eo, ok := o.(prometheus.ExemplarObserver); ok {
-			eo.ObserveWithExemplar(v, prometheus.Labels{exemplarLabel: traceID})
+			eo.ObserveWithExemplar(v, ex)
 			return
 		}
 	}

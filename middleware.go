@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Middleware records the six receive families around h. Use it as a
@@ -27,22 +28,22 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.Message) (produced []*message.Message, err error) {
-	traceID := m.traceID(msg)
-	add(s.received, 1, traceID)
+	ex := m.exemplar(msg)
+	add(s.received, 1, ex)
 	s.size.Observe(float64(len(msg.Payload)))
 	s.inProcess.Inc()
 	poisonedBefore := poisoned(msg)
 	start := m.cfg.now()
 	returned := false
 	defer func() {
-		observe(s.duration, m.cfg.since(start).Seconds(), traceID)
+		observe(s.duration, m.cfg.since(start).Seconds(), ex)
 		s.inProcess.Dec()
 		if !returned {
 			// The handler panicked. Count it and let the panic go on
 			// unrecovered: recovering is the business of a Recoverer
 			// middleware or of the router.
-			add(s.processed[statusError], 1, traceID)
-			add(s.exceptions.WithLabelValues(exceptionPanic), 1, traceID)
+			add(s.processed[statusError], 1, ex)
+			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
 		}
 	}()
 	produced, err = h(msg)
@@ -53,18 +54,18 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 		produced = nil
 	}
 	if v.routerErr == nil && !v.ownAck && len(produced) > 0 {
-		if m.awaitPublish(s, msg, produced, traceID) {
+		if m.awaitPublish(s, msg, produced, ex) {
 			return produced, nil
 		}
 	}
-	m.record(s, v.status, v.exception, traceID)
+	m.record(s, v.status, v.exception, ex)
 	return produced, v.routerErr
 }
 
 // record counts one processed message of s.
-func (m *Metrics) record(s *receiveSeries, st status, exception error, traceID string) {
-	add(s.processed[st], 1, traceID)
+func (m *Metrics) record(s *receiveSeries, st status, exception error, ex prometheus.Labels) {
+	add(s.processed[st], 1, ex)
 	if exception != nil {
-		add(s.exceptions.WithLabelValues(m.processExceptionTypes.of(exception)), 1, traceID)
+		add(s.exceptions.WithLabelValues(m.processExceptionTypes.of(exception)), 1, ex)
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The router publishes a handler's produced messages after the whole
@@ -18,25 +19,25 @@ type awaitingKey struct{}
 
 // awaiting is the undecided status of one consumed message.
 type awaiting struct {
-	series  *receiveSeries
-	traceID string
-	decided atomic.Bool
+	series   *receiveSeries
+	exemplar prometheus.Labels
+	decided  atomic.Bool
 }
 
 // awaitPublish arranges for the status of msg to be recorded when the
 // router publishes produced. It refuses when no decorated publisher of
 // this Metrics can be on the way: then the caller records the status now.
-func (m *Metrics) awaitPublish(s *receiveSeries, msg *message.Message, produced []*message.Message, traceID string) bool {
+func (m *Metrics) awaitPublish(s *receiveSeries, msg *message.Message, produced []*message.Message, ex prometheus.Labels) bool {
 	if message.PublisherNameFromCtx(msg.Context()) == "<nil>" {
 		// The handler has no publisher: the router fails before any
 		// publish, with ErrOutputInNoPublisherHandler.
-		m.record(s, statusError, message.ErrOutputInNoPublisherHandler, traceID)
+		m.record(s, statusError, message.ErrOutputInNoPublisherHandler, ex)
 		return true
 	}
 	if !m.decoratesPublishers.Load() || message.PublishTopicFromCtx(msg.Context()) == "" {
 		return false
 	}
-	a := &awaiting{series: s, traceID: traceID}
+	a := &awaiting{series: s, exemplar: ex}
 	m.pending.Add(1)
 	for _, p := range produced {
 		p.SetContext(context.WithValue(p.Context(), awaitingKey{}, a))
@@ -57,9 +58,9 @@ func (m *Metrics) settle(msgs []*message.Message, err error) {
 		}
 		m.pending.Add(-1)
 		if err != nil {
-			m.record(a.series, statusError, err, a.traceID)
+			m.record(a.series, statusError, err, a.exemplar)
 		} else {
-			m.record(a.series, statusAcked, nil, a.traceID)
+			m.record(a.series, statusAcked, nil, a.exemplar)
 		}
 	}
 }

@@ -43,15 +43,15 @@ type publisher struct {
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m := p.metrics
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
-	traceID := m.traceID(firstMessage(msgs))
+	ex := m.exemplar(firstMessage(msgs))
 	start := m.cfg.now()
 	err := p.next.Publish(topic, msgs...)
-	observe(s.duration, m.cfg.since(start).Seconds(), traceID)
+	observe(s.duration, m.cfg.since(start).Seconds(), ex)
 	if err != nil {
-		add(s.failed, float64(len(msgs)), traceID)
-		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, traceID)
+		add(s.failed, float64(len(msgs)), ex)
+		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, ex)
 	} else {
-		add(s.succeeded, float64(len(msgs)), traceID)
+		add(s.succeeded, float64(len(msgs)), ex)
 	}
 	m.settle(msgs, err)
 	return err
