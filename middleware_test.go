@@ -3,6 +3,7 @@ package wmprom
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -70,11 +71,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 2, 0, 0, 0, 0),
 	}, {
 		name: "returns an ordinary error: error, exception by type, redelivered",
 		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
@@ -87,11 +84,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 3
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 1
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 1`,
 	}, {
 		name: "returns a wrapped error of its own type: exception is the inner type",
@@ -105,11 +98,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 3
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 1
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="wmprom.decodeError",handler="orders"} 1`,
 	}, {
 		name: "returns Nack: nacked, no exception, redelivered",
@@ -123,11 +112,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 3
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 1
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 2, 0, 1, 0, 0),
 	}, {
 		name:      "returns Reject: rejected, not redelivered",
 		handle:    onFirst(Reject(boom)),
@@ -135,11 +120,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 1
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 1
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 1, 0, 0, 1, 0),
 	}, {
 		name:      "returns a wrapped Reject: rejected",
 		handle:    onFirst(fmt.Errorf("order 7: %w", Reject(nil))),
@@ -147,11 +128,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 1
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 1
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 1, 0, 0, 1, 0),
 	}, {
 		name:      "returns Skip: skipped, acked by the router",
 		handle:    onFirst(Skip(nil)),
@@ -159,11 +136,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 1
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 1`,
+			` + processed("orders", 1, 0, 0, 0, 1),
 	}, {
 		name:      "returns Ack with a cause: acked, no exception",
 		handle:    onFirst(Ack(boom)),
@@ -171,11 +144,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 2, 0, 0, 0, 0),
 	}, {
 		name: "calls msg.Nack itself and returns nil: nacked, redelivered",
 		handle: func(attempt int, msg *message.Message) ([]*message.Message, error) {
@@ -188,11 +157,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 3
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 1
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 2, 0, 1, 0, 0),
 	}, {
 		name: "calls msg.Ack itself and returns an error: acked, exception counted",
 		handle: func(attempt int, msg *message.Message) ([]*message.Message, error) {
@@ -206,11 +171,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 0, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 1`,
 	}, {
 		name:      "panics with no Recoverer: error, exception panic, the router nacks",
@@ -247,11 +208,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 4
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 2
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 2, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 2`,
 	}, {
 		name: "an inner Retry (Middleware added first): one delivery is one message",
@@ -264,11 +221,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 2, 0, 0, 0, 0),
 	}, {
 		name: "an inner PoisonQueue dead-letters the message: rejected, no exception",
 		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
@@ -287,16 +240,8 @@ func TestOutcomes(t *testing.T) {
 			received_messages_total{handler="poison"} 1
 			received_messages_in_process{handler="orders"} 0
 			received_messages_in_process{handler="poison"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 1
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 1
-			received_processed_messages_total{handler="orders",status="skipped"} 0
-			received_processed_messages_total{handler="poison",status="acked"} 1
-			received_processed_messages_total{handler="poison",status="error"} 0
-			received_processed_messages_total{handler="poison",status="nacked"} 0
-			received_processed_messages_total{handler="poison",status="rejected"} 0
-			received_processed_messages_total{handler="poison",status="skipped"} 0`,
+			` + processed("orders", 1, 0, 0, 1, 0) + `
+			` + processed("poison", 1, 0, 0, 0, 0),
 	}, {
 		name: "an outer PoisonQueue (Plugin innermost): error with its exception, then dead-lettered",
 		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
@@ -312,11 +257,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 1
-			received_processed_messages_total{handler="orders",status="error"} 1
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 1, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.errorString",handler="orders"} 1`,
 	}, {
 		name: "returns produced messages whose publish fails: error with the publish error's type, redelivered",
@@ -329,11 +270,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 3
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 1
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="wmprom.brokerDownError",handler="orders"} 1
 			published_messages_total{destination="payments",status="error"} 1
 			published_messages_total{destination="payments",status="success"} 2
@@ -352,11 +289,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 0, 0, 0, 0) + `
 			published_messages_total{destination="payments",status="error"} 1
 			published_messages_total{destination="payments",status="success"} 1
 			published_messages_exceptions_total{destination="payments",exception_type="wmprom.brokerDownError"} 1`,
@@ -376,11 +309,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 3
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 1
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0
+			` + processed("orders", 2, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.fundamental",handler="orders"} 1`,
 	}, {
 		name: "returns produced messages without a decorated publisher: acked when the handler returns",
@@ -393,11 +322,7 @@ func TestOutcomes(t *testing.T) {
 		want: `
 			received_messages_total{handler="orders"} 2
 			received_messages_in_process{handler="orders"} 0
-			received_processed_messages_total{handler="orders",status="acked"} 2
-			received_processed_messages_total{handler="orders",status="error"} 0
-			received_processed_messages_total{handler="orders",status="nacked"} 0
-			received_processed_messages_total{handler="orders",status="rejected"} 0
-			received_processed_messages_total{handler="orders",status="skipped"} 0`,
+			` + processed("orders", 2, 0, 0, 0, 0),
 	}}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -424,6 +349,17 @@ func TestOutcomes(t *testing.T) {
 				"published_messages_total", "published_messages_exceptions_total")
 		})
 	}
+}
+
+// processed renders the five status lines of one handler: acked, error,
+// nacked, rejected and skipped, in that order.
+func processed(handler string, acked, errored, nacked, rejected, skipped int) string {
+	var b strings.Builder
+	for i, st := range []string{"acked", "error", "nacked", "rejected", "skipped"} {
+		fmt.Fprintf(&b, "\nreceived_processed_messages_total{handler=%q,status=%q} %d\n", handler, st,
+			[]int{acked, errored, nacked, rejected, skipped}[i])
+	}
+	return b.String()
 }
 
 // onFirst returns err on the first delivery of "first", nil otherwise.
@@ -453,14 +389,10 @@ func panicOnFirst(attempt int, _ *message.Message) ([]*message.Message, error) {
 	return nil, nil
 }
 
-const panicked = `
+var panicked = `
 	received_messages_total{handler="orders"} 3
 	received_messages_in_process{handler="orders"} 0
-	received_processed_messages_total{handler="orders",status="acked"} 2
-	received_processed_messages_total{handler="orders",status="error"} 1
-	received_processed_messages_total{handler="orders",status="nacked"} 0
-	received_processed_messages_total{handler="orders",status="rejected"} 0
-	received_processed_messages_total{handler="orders",status="skipped"} 0
+	` + processed("orders", 2, 1, 0, 0, 0) + `
 	received_processed_messages_exceptions_total{exception_type="panic",handler="orders"} 1`
 
 // A panic must go on past the middleware when nothing recovers it.
@@ -479,11 +411,7 @@ func TestPanicIsNotSwallowed(t *testing.T) {
 	assertSamples(t, reg, []string{"app_name", "broker"}, `
 		received_messages_total{handler="unknown"} 1
 		received_messages_in_process{handler="unknown"} 0
-		received_processed_messages_total{handler="unknown",status="acked"} 0
-		received_processed_messages_total{handler="unknown",status="error"} 1
-		received_processed_messages_total{handler="unknown",status="nacked"} 0
-		received_processed_messages_total{handler="unknown",status="rejected"} 0
-		received_processed_messages_total{handler="unknown",status="skipped"} 0
+		`+processed("unknown", 0, 1, 0, 0, 0)+`
 		received_processed_messages_exceptions_total{exception_type="panic",handler="unknown"} 1`,
 		"received_messages_total", "received_messages_in_process",
 		"received_processed_messages_total", "received_processed_messages_exceptions_total")
