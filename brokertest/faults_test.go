@@ -178,31 +178,8 @@ func runFaults(t *testing.T, env *faultEnv) {
 		return nil
 	})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- router.Run(ctx) }()
-	closed := false
-	closeRouter := func() {
-		if closed {
-			return
-		}
-		closed = true
-		releaseGate()
-		if err := router.Close(); err != nil {
-			t.Errorf("router.Close: %v", err)
-		}
-		if err := <-runErr; err != nil {
-			t.Errorf("router.Run: %v", err)
-		}
-	}
+	closeRouter := runRouter(t, router, releaseGate)
 	defer closeRouter()
-	select {
-	case <-router.Running():
-	case err := <-runErr:
-		closed = true
-		t.Fatalf("router.Run: %v", err)
-	}
 
 	pub, err := m.DecoratePublisher(env.newPublisher(t))
 	if err != nil {

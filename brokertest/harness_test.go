@@ -78,6 +78,39 @@ func uniqueName(parts ...string) string {
 	return "wmprom_" + strings.Join(parts, "_") + "_" + time.Now().UTC().Format("150405") + "_" + hex.EncodeToString(b)
 }
 
+// runRouter runs router until the returned function closes it (once,
+// checking Close's and Run's errors), and returns when it is running.
+// beforeClose, if not nil, runs first, to let blocked handlers finish.
+func runRouter(t *testing.T, router *message.Router, beforeClose func()) (closeRouter func()) {
+	t.Helper()
+	runErr := make(chan error, 1)
+	go func() { runErr <- router.Run(context.Background()) }()
+	var once sync.Once
+	closeRouter = func() {
+		once.Do(func() {
+			if beforeClose != nil {
+				beforeClose()
+			}
+			if err := router.Close(); err != nil {
+				t.Errorf("router.Close: %v", err)
+			}
+			if err := <-runErr; err != nil {
+				t.Errorf("router.Run: %v", err)
+			}
+		})
+	}
+	select {
+	case <-router.Running():
+	case err := <-runErr:
+		once.Do(func() {})
+		t.Fatalf("router.Run: %v", err)
+	case <-time.After(drainTimeout):
+		closeRouter()
+		t.Fatalf("router not running after %s", drainTimeout)
+	}
+	return closeRouter
+}
+
 // eventually polls cond until it holds or the deadline passes.
 func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
@@ -351,32 +384,8 @@ func runScenario(t *testing.T, env *brokerEnv) {
 			return nil
 		})
 
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	runErr := make(chan error, 1)
-	go func() { runErr <- router.Run(ctx) }()
-	routerClosed := false
-	closeRouter := func() {
-		if routerClosed {
-			return
-		}
-		routerClosed = true
-		if err := router.Close(); err != nil {
-			t.Errorf("router.Close: %v", err)
-		}
-		if err := <-runErr; err != nil {
-			t.Errorf("router.Run: %v", err)
-		}
-	}
+	closeRouter := runRouter(t, router, nil)
 	defer closeRouter()
-	select {
-	case <-router.Running():
-	case err := <-runErr:
-		routerClosed = true
-		t.Fatalf("router.Run: %v", err)
-	case <-time.After(drainTimeout):
-		t.Fatalf("router not running after %s", drainTimeout)
-	}
 	if env.afterRunning != nil {
 		env.afterRunning(t)
 	}

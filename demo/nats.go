@@ -8,7 +8,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	wmnats "github.com/ThreeDotsLabs/watermill-nats/v2/pkg/nats"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/nats-io/nats.go"
 )
 
@@ -57,11 +56,7 @@ func newNATSBroker(cfg config) broker {
 			if err != nil {
 				return nil, errors.Join(err, pub.Close())
 			}
-			return &connection{
-				publisher:  pub,
-				subscriber: func(string) (message.Subscriber, error) { return sub, nil },
-				close:      func() error { return errors.Join(pub.Close(), sub.Close()) },
-			}, nil
+			return sharedConnection(pub, sub, func() error { return errors.Join(pub.Close(), sub.Close()) }), nil
 		},
 	}
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-amqp/v2/pkg/amqp"
-	"github.com/ThreeDotsLabs/watermill/message"
 	amqp091 "github.com/rabbitmq/amqp091-go"
 )
 
@@ -32,11 +31,7 @@ func newRabbitBroker(cfg config) broker {
 			if err != nil {
 				return nil, errors.Join(err, pub.Close())
 			}
-			return &connection{
-				publisher:  pub,
-				subscriber: func(string) (message.Subscriber, error) { return sub, nil },
-				close:      func() error { return errors.Join(pub.Close(), sub.Close()) },
-			}, nil
+			return sharedConnection(pub, sub, func() error { return errors.Join(pub.Close(), sub.Close()) }), nil
 		},
 	}
 }

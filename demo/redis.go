@@ -8,7 +8,6 @@ import (
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill-redisstream/pkg/redisstream"
-	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/redis/go-redis/v9"
 )
 
@@ -48,13 +47,9 @@ func newRedisBroker(cfg config) broker {
 			if err != nil {
 				return nil, errors.Join(err, closeClients())
 			}
-			return &connection{
-				publisher:  pub,
-				subscriber: func(string) (message.Subscriber, error) { return sub, nil },
-				close: func() error {
-					return errors.Join(ignoreClosed(sub.Close()), ignoreClosed(pub.Close()))
-				},
-			}, nil
+			return sharedConnection(pub, sub, func() error {
+				return errors.Join(ignoreClosed(sub.Close()), ignoreClosed(pub.Close()))
+			}), nil
 		},
 	}
 }

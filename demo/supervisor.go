@@ -35,6 +35,15 @@ type connection struct {
 	close func() error
 }
 
+// sharedConnection is a connection whose topics all use one subscriber.
+func sharedConnection(pub message.Publisher, sub message.Subscriber, close func() error) *connection {
+	return &connection{
+		publisher:  pub,
+		subscriber: func(string) (message.Subscriber, error) { return sub, nil },
+		close:      close,
+	}
+}
+
 // brokerFactories maps a -brokers name to its broker; each lives in its own file.
 var brokerFactories = map[string]func(config) broker{
 	"gochannel": newGoChannelBroker,
