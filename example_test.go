@@ -32,11 +32,11 @@ func ExampleMetrics_Plugin() {
 	router.AddPlugin(m.Plugin)
 
 	pubSub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	router.AddConsumerHandler("orders", "orders", pubSub, func(msg *message.Message) error {
+	router.AddHandler("orders", "orders", pubSub, "payments", pubSub, func(msg *message.Message) ([]*message.Message, error) {
 		if len(msg.Payload) == 0 {
-			return wmprom.Reject(fmt.Errorf("empty order %s", msg.UUID))
+			return nil, wmprom.Reject(fmt.Errorf("empty order %s", msg.UUID))
 		}
-		return nil
+		return []*message.Message{message.NewMessage(msg.UUID, msg.Payload)}, nil
 	})
 	_ = router // router.Run(ctx) starts it.
 }

@@ -217,3 +217,12 @@ func counterValue(t *testing.T, reg prometheus.Gatherer, name string, labels map
 func processedTotal(t *testing.T, reg prometheus.Gatherer) float64 {
 	return counterValue(t, reg, "faststream_received_processed_messages_total", nil)
 }
+
+// addConsumer adds a handler without a publisher. The tests run on the
+// oldest Watermill the library supports (v1.4) as well as on the newest,
+// and AddConsumerHandler only came with v1.5: AddNoPublisherHandler is the
+// name both know.
+func addConsumer(r *message.Router, name, topic string, sub message.Subscriber, h message.NoPublishHandlerFunc) *message.Handler {
+	//lint:ignore SA1019 the name that Watermill v1.4, the oldest supported, also has
+	return r.AddNoPublisherHandler(name, topic, sub, h)
+}

@@ -231,7 +231,7 @@ func TestOutcomes(t *testing.T) {
 			}
 			r.AddMiddleware(m.Middleware, pq)
 			r.AddHandler("orders", "orders", ps, "payments", ps, h)
-			r.AddConsumerHandler("poison", "poison", ps, func(*message.Message) error { return nil })
+			addConsumer(r, "poison", "poison", ps, func(*message.Message) error { return nil })
 		},
 		handle:    onFirst(boom),
 		processed: 3,

@@ -15,8 +15,8 @@ func TestPluginCreatesHandlerSeriesAtZero(t *testing.T) {
 	m, reg := newMetrics(t, WithLabel("region", "eu"))
 	tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
 		r.AddPlugin(m.Plugin)
-		r.AddConsumerHandler("orders-handler", "orders", ps, func(*message.Message) error { return nil })
-		r.AddConsumerHandler("payments-handler", "payments", ps, func(*message.Message) error { return nil })
+		addConsumer(r, "orders-handler", "orders", ps, func(*message.Message) error { return nil })
+		addConsumer(r, "payments-handler", "payments", ps, func(*message.Message) error { return nil })
 	})
 	// Router.Running is closed after every handler has subscribed.
 	assertSamples(t, reg, []string{"app_name", "region"}, `

@@ -163,7 +163,7 @@ func TestComposeStack(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !regexp.MustCompile(`go build .* \./demo\b`).Match(dockerfile) || !strings.Contains(string(dockerfile), `ENTRYPOINT ["/demo"]`) {
+		if !regexp.MustCompile(`GOWORK=off go -C demo build .* -o /out/demo \.\n`).Match(dockerfile) || !strings.Contains(string(dockerfile), `ENTRYPOINT ["/demo"]`) {
 			t.Errorf("Dockerfile does not build ./demo into /demo")
 		}
 		env := func(k string) string {
