@@ -48,6 +48,7 @@ type config struct {
 	destinations      []string
 	exemplars         bool
 	traceID           func(*message.Message) string
+	native            nativeConfig                  // WithNativeHistograms, native.go
 	now               func() time.Time              // tests replace both clocks to make durations exact
 	since             func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
@@ -59,6 +60,7 @@ func newConfig(opts []Option) *config {
 		durationBuckets:   defaultDurationBuckets(),
 		maxExceptionTypes: defaultMaxExceptionTypes,
 		exemplars:         true,
+		native:            defaultNativeConfig(),
 		now:               time.Now,
 		since:             time.Since,
 	}
@@ -189,6 +191,9 @@ func (c *config) validate() error {
 	}
 	if err := checkBuckets(c.durationBuckets); err != nil {
 		bad("duration buckets: %v", err)
+	}
+	for _, p := range c.native.validate() {
+		bad("%s", p)
 	}
 	if c.maxExceptionTypes < 1 {
 		bad("max exception types is %d, want at least 1", c.maxExceptionTypes)

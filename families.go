@@ -36,11 +36,11 @@ func newFamilies(c *config) *families {
 			Name: name("received_messages_total"),
 			Help: "Messages received, counted before processing starts.",
 		}, receive),
-		receivedSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		receivedSize: prometheus.NewHistogramVec(c.native.histogramOpts(prometheus.HistogramOpts{
 			Name:    name("received_messages_size_bytes"),
 			Help:    "Payload size of received messages, in bytes.",
 			Buckets: c.sizeBuckets,
-		}, receive),
+		}), receive),
 		inProcess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: name("received_messages_in_process"),
 			Help: "Messages being processed right now.",
@@ -49,11 +49,11 @@ func newFamilies(c *config) *families {
 			Name: name("received_processed_messages_total"),
 			Help: "Messages processed, by status: acked, nacked, rejected, skipped or error.",
 		}, labels(labelAppName, labelBroker, labelHandler, labelStatus)),
-		processDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		processDuration: prometheus.NewHistogramVec(c.native.histogramOpts(prometheus.HistogramOpts{
 			Name:    name("received_processed_messages_duration_seconds"),
 			Help:    "Time spent processing a message, whatever the outcome, in seconds.",
 			Buckets: c.durationBuckets,
-		}, receive),
+		}), receive),
 		processExceptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("received_processed_messages_exceptions_total"),
 			Help: "Errors and panics while processing messages, by exception type.",
@@ -62,11 +62,11 @@ func newFamilies(c *config) *families {
 			Name: name("published_messages_total"),
 			Help: "Messages published, by status: success or error.",
 		}, labels(labelAppName, labelBroker, labelDestination, labelStatus)),
-		publishDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		publishDuration: prometheus.NewHistogramVec(c.native.histogramOpts(prometheus.HistogramOpts{
 			Name:    name("published_messages_duration_seconds"),
 			Help:    "Time spent publishing, whatever the outcome, in seconds.",
 			Buckets: c.durationBuckets,
-		}, publish),
+		}), publish),
 		publishExceptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("published_messages_exceptions_total"),
 			Help: "Errors while publishing messages, by exception type.",
