@@ -43,6 +43,7 @@ type config struct {
 	verbose     bool
 	healthcheck bool
 	stall       time.Duration
+	native      []wmprom.Option // from -native-histograms
 }
 
 func main() {
@@ -74,7 +75,7 @@ func envOr(name, def string) string {
 func parseConfig(args []string) (config, error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	var cfg config
-	var brokers, kafkaAddrs string
+	var brokers, kafkaAddrs, native string
 	fs.StringVar(&cfg.addr, "addr", envOr("DEMO_ADDR", ":8000"), "listen address of the /metrics endpoint (env DEMO_ADDR)")
 	fs.StringVar(&brokers, "brokers", envOr("DEMO_BROKERS", "gochannel"),
 		"comma-separated brokers to run a pipeline on: gochannel,kafka,rabbit,nats,redis (env DEMO_BROKERS)")
@@ -86,6 +87,8 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&cfg.redisAddr, "redis-addr", envOr("REDIS_ADDR", "localhost:6379"), "Redis address (env REDIS_ADDR)")
 	fs.DurationVar(&cfg.stall, "stall-timeout", 20*time.Second,
 		"restart a broker session whose publishes fail or hang this long (consumption gets 1.5 times as long)")
+	fs.StringVar(&native, "native-histograms", envOr("DEMO_NATIVE_HISTOGRAMS", "off"),
+		"native histograms as well as classic: off (what dashboard 22130 needs), alongside (native and classic) or instead (native only) (env DEMO_NATIVE_HISTOGRAMS)")
 	fs.BoolVar(&cfg.verbose, "v", false, "also log Watermill's own messages, including every simulated failure")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false, "probe the /metrics endpoint at -addr and exit 0 if it answers (for container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -99,6 +102,15 @@ func parseConfig(args []string) (config, error) {
 	}
 	if cfg.stall <= 0 {
 		return cfg, fmt.Errorf("-stall-timeout must be positive, got %v", cfg.stall)
+	}
+	switch native {
+	case "off":
+	case "alongside":
+		cfg.native = []wmprom.Option{wmprom.WithNativeHistograms(wmprom.AlongsideClassic)}
+	case "instead":
+		cfg.native = []wmprom.Option{wmprom.WithNativeHistograms(wmprom.InsteadOfClassic)}
+	default:
+		return cfg, fmt.Errorf("-native-histograms must be off, alongside or instead, got %q", native)
 	}
 	cfg.kafkaAddrs = splitList(kafkaAddrs)
 	seen := map[string]bool{}
@@ -141,7 +153,8 @@ func run(cfg config) error {
 	metrics := map[string]*wmprom.Metrics{}
 	for _, name := range cfg.brokers {
 		topics := (&pipeline{prefix: name}).topics()
-		m, err := wmprom.New(reg, wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name), wmprom.WithDestinations(topics...))
+		opts := append([]wmprom.Option{wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name), wmprom.WithDestinations(topics...)}, cfg.native...)
+		m, err := wmprom.New(reg, opts...)
 		if err != nil {
 			return fmt.Errorf("create metrics for %s: %w", name, err)
 		}
