@@ -133,10 +133,14 @@ func (a *instrumentedApp) send(t *testing.T, topic string, metadata map[string]s
 // message updated.
 func TestExemplarReachesPrometheus(t *testing.T) {
 	t.Parallel()
+	forEachPrometheus(t, exemplarReachesPrometheus)
+}
+
+func exemplarReachesPrometheus(t *testing.T, v prometheusVersion) {
 	const topic = "traced"
 	const traceID = "0af7651916cd43dd8448eb211c80319c"
 	app := startInstrumentedApp(t, route{topic: topic, plugin: true})
-	prom := startPrometheus(t, app.target)
+	prom := startPrometheus(t, v, app.target)
 
 	before := time.Now()
 	app.send(t, topic, map[string]string{"traceparent": "00-" + traceID + "-b7ad6b7169203331-01"})
@@ -222,9 +226,13 @@ func checkExemplar(sel string, e exemplar, traceID string, before, after time.Ti
 func TestFirstMessageCounted(t *testing.T) {
 	t.Parallel()
 	d := loadDashboard(t)
+	forEachPrometheus(t, func(t *testing.T, v prometheusVersion) { firstMessageCounted(t, v, d) })
+}
+
+func firstMessageCounted(t *testing.T, v prometheusVersion, d *dashboard) {
 	const zeroTopic, bornAtOneTopic = "first-message", "born-at-one"
 	app := startInstrumentedApp(t, route{topic: zeroTopic, plugin: true}, route{topic: bornAtOneTopic})
-	prom := startPrometheus(t, app.target)
+	prom := startPrometheus(t, v, app.target)
 	ctx := context.Background()
 	series := func(topic string) string {
 		return fmt.Sprintf(`faststream_received_messages_total{app_name=%q, handler=%q}`, appName, topic)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -18,8 +19,100 @@ import (
 	"time"
 )
 
-// prometheusBinary is Debian's prometheus package; .ci/run installs it.
-const prometheusBinary = "/usr/bin/prometheus"
+// prometheusVersion is one Prometheus server the end-to-end tests run on.
+type prometheusVersion struct {
+	name    string // subtest name: prometheus-2 or prometheus-3
+	major   int
+	bin     string
+	env     string // the variable that overrides bin
+	install string // how to get it, for the skip message
+	version string // what the binary says it is, e.g. 3.16.0; "" when absent
+}
+
+// prometheus3Version is the Prometheus 3 release the tests, .ci and the
+// compose stack use, from .ci/prometheus3.version, the one place that
+// names it.
+func prometheus3Version(t *testing.T) string {
+	t.Helper()
+	raw, err := os.ReadFile("../.ci/prometheus3.version")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(raw))
+}
+
+// prometheusVersions are the two Prometheus servers every end-to-end proof
+// runs on: Debian's 2.42 at /usr/bin (WMPROM_PROMETHEUS) and the Prometheus 3
+// that .ci/install-prometheus3 builds (WMPROM_PROMETHEUS3).
+func prometheusVersions(t *testing.T) []prometheusVersion {
+	t.Helper()
+	versions := []prometheusVersion{
+		{name: "prometheus-2", major: 2, bin: "/usr/bin/prometheus", env: "WMPROM_PROMETHEUS",
+			install: "install Debian's prometheus package, as .ci/run does"},
+		{name: "prometheus-3", major: 3, bin: "/var/cache/wmprom/prom3/prometheus", env: "WMPROM_PROMETHEUS3",
+			install: "run .ci/install-prometheus3, as .ci/run does"},
+	}
+	for i := range versions {
+		v := &versions[i]
+		if p := os.Getenv(v.env); p != "" {
+			v.bin = p
+		}
+		v.version = binaryVersion(v.bin)
+	}
+	return versions
+}
+
+// binaryVersion runs bin --version and returns the version it prints, or
+// "" when it cannot.
+func binaryVersion(bin string) string {
+	out, err := exec.Command(bin, "--version").CombinedOutput()
+	if err != nil {
+		return ""
+	}
+	m := versionLine.FindSubmatch(out)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+var versionLine = regexp.MustCompile(`(?m)^\S+, version (\S+)`)
+
+// require skips t, loudly, when this Prometheus is not installed, and fails
+// it when the binary is not the major version its subtest is named for, or,
+// for the default Prometheus 3, not the release .ci/prometheus3.version
+// names. It logs the version, so a verbose run shows what was proven on.
+func (v prometheusVersion) require(t *testing.T) {
+	t.Helper()
+	if _, err := os.Stat(v.bin); err != nil {
+		t.Skipf("SKIPPED, NOT PASSED: no Prometheus %d server at %s (%s, or set %s): %v", v.major, v.bin, v.install, v.env, err)
+	}
+	major, _, _ := strings.Cut(v.version, ".")
+	if major != strconv.Itoa(v.major) {
+		t.Fatalf("%s --version says version %q, want Prometheus %d.x", v.bin, v.version, v.major)
+	}
+	if v.major == 3 && os.Getenv(v.env) == "" {
+		if want := prometheus3Version(t); v.version != want {
+			t.Fatalf("%s is Prometheus %s, .ci/prometheus3.version says %s: run .ci/install-prometheus3", v.bin, v.version, want)
+		}
+	}
+	t.Logf("Prometheus %s (%s)", v.version, v.bin)
+}
+
+// forEachPrometheus runs proof as one parallel subtest per Prometheus
+// version, each named for it, and returns when all are done.
+func forEachPrometheus(t *testing.T, proof func(t *testing.T, v prometheusVersion)) {
+	t.Helper()
+	t.Run("on", func(t *testing.T) {
+		for _, v := range prometheusVersions(t) {
+			t.Run(v.name, func(t *testing.T) {
+				t.Parallel()
+				v.require(t)
+				proof(t, v)
+			})
+		}
+	})
+}
 
 // promServer is a real Prometheus scraping the demo.
 type promServer struct {
@@ -27,37 +120,56 @@ type promServer struct {
 	log  *lockedBuffer
 }
 
-// startPrometheus runs Prometheus on a free loopback port with a fresh TSDB
-// and exemplar storage, scraping target every second (in OpenMetrics when the
-// target offers it, as Prometheus prefers it), and waits until it is ready.
-func startPrometheus(t *testing.T, target string) *promServer {
+// scrapeOptions are settings of a test Prometheus's scrape job.
+type scrapeOptions struct {
+	// nativeHistograms sets scrape_native_histograms: true (Prometheus 3),
+	// which scrapes protobuf first, the only format carrying native
+	// histograms here; alwaysClassic adds always_scrape_classic_histograms:
+	// true, which keeps the classic _bucket series of a histogram that is
+	// native as well.
+	nativeHistograms, alwaysClassic bool
+}
+
+// startPrometheus runs Prometheus v on a free loopback port with a fresh
+// TSDB and exemplar storage, scraping targets every second (in OpenMetrics
+// when a target offers it, as Prometheus prefers it), and waits until it is
+// ready.
+func startPrometheus(t *testing.T, v prometheusVersion, targets ...string) *promServer {
 	t.Helper()
-	bin := prometheusBinary
-	if p := os.Getenv("WMPROM_PROMETHEUS"); p != "" {
-		bin = p
-	}
-	if _, err := os.Stat(bin); err != nil {
-		t.Skipf("SKIPPED, NOT PASSED: no Prometheus server at %s (install Debian's prometheus package, as .ci/run does, or set WMPROM_PROMETHEUS): %v", bin, err)
-	}
+	return startPrometheusWith(t, v, scrapeOptions{}, targets...)
+}
+
+// startPrometheusWith is startPrometheus with scrape options.
+func startPrometheusWith(t *testing.T, v prometheusVersion, opts scrapeOptions, targets ...string) *promServer {
+	t.Helper()
 	dir := t.TempDir()
-	cfg := fmt.Sprintf(`global:
+	var b strings.Builder
+	fmt.Fprintf(&b, `global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
 scrape_configs:
   - job_name: wmprom-demo
-    static_configs:
-      - targets: [%q]
-`, target)
+`)
+	if opts.nativeHistograms {
+		b.WriteString("    scrape_native_histograms: true\n")
+	}
+	if opts.alwaysClassic {
+		b.WriteString("    always_scrape_classic_histograms: true\n")
+	}
+	b.WriteString("    static_configs:\n      - targets:\n")
+	for _, target := range targets {
+		fmt.Fprintf(&b, "          - %q\n", target)
+	}
 	cfgPath := filepath.Join(dir, "prometheus.yml")
-	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
+	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	// The free port may be taken again before Prometheus binds it (any
 	// outgoing connection can borrow it): try a few.
 	var lastErr error
 	for attempt := range 3 {
-		p, err := launchPrometheus(t, bin, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t))
+		p, err := launchPrometheus(t, v.bin, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t))
 		if err == nil {
 			return p
 		}
@@ -76,7 +188,9 @@ func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*pr
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
 		"--log.level=warn",
 		// As in the compose stack: keep the exemplars the OpenMetrics
-		// scrapes carry, for /api/v1/query_exemplars.
+		// scrapes carry, for /api/v1/query_exemplars. Still a feature
+		// flag in Prometheus 3 (native-histograms, by contrast, became a
+		// no-op there: the scrape config turns them on).
 		"--enable-feature=exemplar-storage",
 	)
 	cmd.Stdout = p.log
