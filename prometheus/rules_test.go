@@ -7,26 +7,75 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 
 	"go.yaml.in/yaml/v3"
 )
 
-// promtool returns the promtool binary, or skips the test when it is absent:
-// the rules are plain YAML for Prometheus and cannot be proven without it.
-// WMPROM_PROMTOOL overrides the PATH lookup for machines that keep it elsewhere.
-func promtool(t *testing.T) string {
+// promtoolVersion is one promtool the rules are proven with.
+type promtoolVersion struct {
+	name    string // subtest name: promtool-2 or promtool-3
+	major   int
+	bin     string
+	env     string // the variable that overrides bin
+	install string // how to get it, for the skip message
+}
+
+// promtools are Debian's promtool 2.42 (PATH, or WMPROM_PROMTOOL) and the
+// Prometheus 3 promtool that .ci/install-prometheus3 builds
+// (WMPROM_PROMTOOL3): the rules must load and pass their unit tests on both.
+func promtools() []promtoolVersion {
+	v2 := promtoolVersion{name: "promtool-2", major: 2, env: "WMPROM_PROMTOOL",
+		install: "install Debian's prometheus package, which ships it, as .ci/run does"}
+	if p, err := exec.LookPath("promtool"); err == nil {
+		v2.bin = p
+	} else {
+		v2.bin = "/usr/bin/promtool"
+	}
+	v3 := promtoolVersion{name: "promtool-3", major: 3, bin: "/var/cache/wmprom/prom3/promtool", env: "WMPROM_PROMTOOL3",
+		install: "run .ci/install-prometheus3, as .ci/run does"}
+	out := []promtoolVersion{v2, v3}
+	for i := range out {
+		if p := os.Getenv(out[i].env); p != "" {
+			out[i].bin = p
+		}
+	}
+	return out
+}
+
+var versionLine = regexp.MustCompile(`(?m)^promtool, version (\S+)`)
+
+// require skips t, loudly, when this promtool is absent, fails it when the
+// binary is another major version, and logs its version.
+func (v promtoolVersion) require(t *testing.T) string {
 	t.Helper()
-	if p := os.Getenv("WMPROM_PROMTOOL"); p != "" {
-		return p
+	if _, err := os.Stat(v.bin); err != nil {
+		t.Skipf("SKIPPED, NOT PASSED: no promtool %d at %s (%s, or set %s): rule files NOT verified on Prometheus %d: %v", v.major, v.bin, v.install, v.env, v.major, err)
 	}
-	p, err := exec.LookPath("promtool")
-	if err != nil {
-		t.Skip("promtool not found in PATH (set WMPROM_PROMTOOL or install Debian's prometheus package, which ships it): rule files NOT verified")
+	out, err := exec.Command(v.bin, "--version").CombinedOutput()
+	m := versionLine.FindSubmatch(out)
+	if err != nil || m == nil {
+		t.Fatalf("%s --version: %v\n%s", v.bin, err, out)
 	}
-	return p
+	version := string(m[1])
+	if major, _, _ := strings.Cut(version, "."); major != strconv.Itoa(v.major) {
+		t.Fatalf("%s is promtool %s, want %d.x", v.bin, version, v.major)
+	}
+	t.Logf("promtool %s (%s)", version, v.bin)
+	return v.bin
+}
+
+// forEachPromtool runs proof once per promtool version, as subtests named
+// for it.
+func forEachPromtool(t *testing.T, proof func(t *testing.T, bin string)) {
+	t.Helper()
+	for _, v := range promtools() {
+		t.Run(v.name, func(t *testing.T) { proof(t, v.require(t)) })
+	}
 }
 
 // ruleFiles returns the files Prometheus loads: the demo stack mounts
@@ -69,21 +118,23 @@ func run(t *testing.T, bin string, args ...string) string {
 }
 
 func TestPromtoolCheckRules(t *testing.T) {
-	bin := promtool(t)
-	out := run(t, bin, append([]string{"check", "rules"}, ruleFiles(t)...)...)
-	// promtool exits 0 for a file with zero rules; insist that each file
-	// really contributed rules.
-	if n := strings.Count(out, "SUCCESS:"); n != len(ruleFiles(t)) {
-		t.Fatalf("promtool reported %d successful files, want %d", n, len(ruleFiles(t)))
-	}
+	forEachPromtool(t, func(t *testing.T, bin string) {
+		out := run(t, bin, append([]string{"check", "rules"}, ruleFiles(t)...)...)
+		// promtool exits 0 for a file with zero rules; insist that each
+		// file really contributed rules.
+		if n := strings.Count(out, "SUCCESS:"); n != len(ruleFiles(t)) {
+			t.Fatalf("promtool reported %d successful files, want %d", n, len(ruleFiles(t)))
+		}
+	})
 }
 
 func TestPromtoolTestRules(t *testing.T) {
-	bin := promtool(t)
-	out := run(t, bin, append([]string{"test", "rules"}, testFiles(t)...)...)
-	if strings.Contains(out, "FAILED") {
-		t.Fatal("promtool reported FAILED despite exiting 0")
-	}
+	forEachPromtool(t, func(t *testing.T, bin string) {
+		out := run(t, bin, append([]string{"test", "rules"}, testFiles(t)...)...)
+		if strings.Contains(out, "FAILED") {
+			t.Fatal("promtool reported FAILED despite exiting 0")
+		}
+	})
 }
 
 // ruleFile is the part of a Prometheus rule file the coverage check needs.
