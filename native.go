@@ -31,9 +31,9 @@ const (
 
 // Native histogram defaults. A bucket factor of 1.1 gives schema 3: eight
 // buckets per power of two, each bound 9% above the one before, so a
-// quantile is off by at most about 4.5% wherever it falls, where
+// quantile lands within 9% of the true value wherever it falls, where
 // FastStream's classic duration buckets are up to 2.5x apart (0.1 to 0.25
-// s). One duration from 1 ms to 10 s spans about 13 powers of two, about
+// s) and its size buckets 4x. One duration from 1 ms to 10 s spans about 13 powers of two, about
 // 106 buckets, so 160 holds a handler's whole range without ever widening;
 // past it, client_golang halves the resolution rather than grow, which
 // bounds a series to 160 buckets whatever the traffic; the default sizes,
