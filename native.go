@@ -68,7 +68,9 @@ func defaultNativeConfig() nativeConfig {
 // series and at least an hour between resets (see
 // WithNativeHistogramBuckets). Off by default: FastStream has only classic
 // histograms, and Prometheus stores native ones only when its scrape
-// config says scrape_native_histograms: true, over protobuf.
+// config says scrape_native_histograms: true, over protobuf. Like the
+// buckets, the form belongs to the families: Metrics sharing a registry
+// share them, and the first one registered decides.
 func WithNativeHistograms(form NativeHistograms) Option {
 	return func(c *config) { c.native.form = form }
 }

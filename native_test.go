@@ -264,3 +264,24 @@ func BenchmarkMiddlewareNative(b *testing.B) {
 		})
 	}
 }
+
+// TestNativeHistogramsSharedRegistry: a second Metrics on the same
+// registry adopts the families the first registered, histogram form
+// included, as it adopts their buckets.
+func TestNativeHistogramsSharedRegistry(t *testing.T) {
+	_, reg := newMetrics(t, WithAppName("first"))
+	second, err := New(reg, WithAppName("second"), WithNativeHistograms(InsteadOfClassic))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := second.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	_, _ = h(message.NewMessage("1", make([]byte, 100)))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := onlyHistogram(t, mfs, "faststream_received_messages_size_bytes")
+	if got.Schema != nil || len(got.GetBucket()) != len(defaultSizeBuckets()) {
+		t.Errorf("second Metrics' size histogram: schema %v, %d classic buckets; want the first's classic form", got.Schema, len(got.GetBucket()))
+	}
+}
