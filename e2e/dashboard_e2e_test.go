@@ -117,7 +117,7 @@ func checkOpenMetricsLe(t *testing.T, prom *promServer) {
 	if !slices.Contains(les, "1.0") || slices.Contains(les, "1") {
 		t.Fatalf("Prometheus %d stored le values %v: want \"1.0\" and no \"1\", as from an OpenMetrics scrape", major, les)
 	}
-	t.Logf("Prometheus %d scraped OpenMetrics: le values %v", major, les)
+	t.Logf("Prometheus %s scraped OpenMetrics: le values %v", prom.version, les)
 }
 
 // checkPanelExemplars asks Prometheus for the exemplars of every query of d
@@ -154,7 +154,7 @@ func checkPanelExemplars(t *testing.T, d *dashboard, prom *promServer) {
 			t.Errorf("panel %q: %v", q.panel, err)
 		}
 	}
-	t.Logf("dashboard %s: checked %d exemplar queries, each with exemplars carrying a trace_id", d.name, checked)
+	t.Logf("Prometheus %s, dashboard %s: checked %d exemplar queries, each with exemplars carrying a trace_id", prom.version, d.name, checked)
 }
 
 // traceIDRE is a W3C trace id, as the demo's traceparent metadata carries.
@@ -195,7 +195,7 @@ func checkDemoExemplars(t *testing.T, prom *promServer, brokers []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("exemplars with a trace_id on both duration histograms of every handler and destination of %s", strings.Join(brokers, ","))
+	t.Logf("Prometheus %s: exemplars with a trace_id on both duration histograms of every handler and destination of %s", prom.version, strings.Join(brokers, ","))
 }
 
 // startKfake runs an in-process Kafka (franz-go's kfake) on port (0: any)
@@ -260,9 +260,9 @@ func checkDashboard(t *testing.T, d *dashboard, prom *promServer, brokers []stri
 	if d.statusShares {
 		shares = fmt.Sprintf("; status shares of %d handlers in [0,1] summing to 1", checked.handlers)
 	}
-	t.Logf("dashboard %s on %s: checked %d panel queries and %d template-variable queries against Prometheus "+
+	t.Logf("dashboard %s on %s: checked %d panel queries and %d template-variable queries against Prometheus %s "+
 		"(all with >= 1 finite series%s), data complete after %s",
-		d.name, strings.Join(brokers, ","), checked.panels, checked.variables, shares, time.Since(start).Round(100*time.Millisecond))
+		d.name, strings.Join(brokers, ","), checked.panels, checked.variables, prom.version, shares, time.Since(start).Round(100*time.Millisecond))
 }
 
 // report says how much one evaluation checked.

@@ -173,7 +173,7 @@ func exemplarReachesPrometheus(t *testing.T, v prometheusVersion) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("trace id %s found on all %d series the message updated", traceID, len(selectors))
+	t.Logf("Prometheus %s: trace id %s found on all %d series the message updated", prom.version, traceID, len(selectors))
 }
 
 // checkExemplar checks one stored exemplar of the message sent between
@@ -282,7 +282,7 @@ func firstMessageCounted(t *testing.T, v prometheusVersion, d *dashboard) {
 			t.Errorf("handler %s: %q at its newest sample gives%s, want %v", topic, expr, describe(got), want)
 			continue
 		}
-		t.Logf("handler %s: dashboard 22130's \"Total messages received\" = %v after its one message", topic, got[0].value)
+		t.Logf("Prometheus %s, handler %s: dashboard 22130's \"Total messages received\" = %v after its one message", prom.version, topic, got[0].value)
 	}
 }
 

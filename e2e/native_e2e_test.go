@@ -134,7 +134,7 @@ func checkStoredForms(t *testing.T, prom *promServer, native, classic bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("stored: native histograms %v, classic _bucket series %v, for all %d histogram families", native, classic, len(histogramFamilies))
+	t.Logf("Prometheus %s stored: native histograms %v, classic _bucket series %v, for all %d histogram families", prom.version, native, classic, len(histogramFamilies))
 }
 
 // checkDemoQuantilesAgree compares, per handler and destination, the
@@ -191,7 +191,7 @@ func checkDemoQuantilesAgree(t *testing.T, prom *promServer) {
 			}
 		}
 	}
-	t.Logf("native and classic quantiles agree within the classic bucket's width for %d (family, quantile, series) triples", checked)
+	t.Logf("Prometheus %s: native and classic quantiles agree within the classic bucket's width for %d (family, quantile, series) triples", prom.version, checked)
 }
 
 // classicBucket returns the classic bucket (lo, hi] that holds v.
@@ -231,7 +231,7 @@ func checkBucketPanelsBlank(t *testing.T, d *dashboard, prom *promServer) {
 	if len(blank) != 3 {
 		t.Errorf("dashboard %s: %d panels read _bucket (%q), want its 3 quantile panels", d.name, len(blank), blank)
 	}
-	t.Logf("dashboard %s with native histograms only: its %d _bucket panels are blank: %q", d.name, len(blank), blank)
+	t.Logf("Prometheus %s, dashboard %s with native histograms only: its %d _bucket panels are blank: %q", prom.version, d.name, len(blank), blank)
 }
 
 // sizeObservations are known message sizes: 40 of 100 bytes, 50 of 1,000
@@ -295,7 +295,7 @@ func checkKnownQuantiles(t *testing.T, v prometheusVersion) {
 		if math.Abs(n-c) > hi-lo {
 			t.Errorf("p%v: native %v and classic %v differ by more than the classic bucket's width %v", q*100, n, c, hi-lo)
 		}
-		t.Logf("p%v of known sizes: true %v, native %.1f, classic %.1f (classic bucket (%v, %v])", q*100, truth, n, c, lo, hi)
+		t.Logf("Prometheus %s, p%v of known sizes: true %v, native %.1f, classic %.1f (classic bucket (%v, %v])", prom.version, q*100, truth, n, c, lo, hi)
 	}
 }
 

@@ -116,8 +116,9 @@ func forEachPrometheus(t *testing.T, proof func(t *testing.T, v prometheusVersio
 
 // promServer is a real Prometheus scraping the demo.
 type promServer struct {
-	base string // http://127.0.0.1:port
-	log  *lockedBuffer
+	base    string // http://127.0.0.1:port
+	log     *lockedBuffer
+	version string // e.g. 3.16.0, for the log lines that say what was proven on
 }
 
 // scrapeOptions are settings of a test Prometheus's scrape job.
@@ -171,6 +172,7 @@ scrape_configs:
 	for attempt := range 3 {
 		p, err := launchPrometheus(t, v.bin, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t))
 		if err == nil {
+			p.version = v.version
 			return p
 		}
 		lastErr = err
