@@ -23,9 +23,10 @@ const (
 	AlongsideClassic NativeHistograms = iota + 1
 	// InsteadOfClassic exposes native buckets only: the _bucket series
 	// are gone (in the text formats only the +Inf bucket, _sum and _count
-	// remain), so dashboard 22130's latency and size heatmaps and
-	// quantiles go blank. For fleets whose dashboards query the native
-	// series, such as grafana/dashboards/wmprom.json.
+	// remain), so dashboard 22130's three quantile panels (process and
+	// publish duration, received size) go blank. For fleets whose
+	// dashboards query the native series, such as
+	// grafana/dashboards/wmprom.json.
 	InsteadOfClassic
 )
 
@@ -33,13 +34,13 @@ const (
 // buckets per power of two, each bound 9% above the one before, so a
 // quantile lands within 9% of the true value wherever it falls, where
 // FastStream's classic duration buckets are up to 2.5x apart (0.1 to 0.25
-// s) and its size buckets 4x. One duration from 1 ms to 10 s spans about 13 powers of two, about
-// 106 buckets, so 160 holds a handler's whole range without ever widening;
-// past it, client_golang halves the resolution rather than grow, which
-// bounds a series to 160 buckets whatever the traffic; the default sizes,
-// 16 B to 16 MiB, are 20 powers of two, exactly 160 buckets. An hour before a
-// full histogram may instead be reset keeps rate() over the usual windows
-// free of the resets.
+// s) and its size buckets 4x. Durations from 1 ms to 10 s span about 13
+// powers of two, about 106 buckets, and the default size range, 16 B to
+// 16 MiB, 20 powers of two, exactly 160: so 160 holds a handler's whole
+// range at full resolution, and past it client_golang halves the
+// resolution rather than grow, which bounds a series to 160 buckets
+// whatever the traffic. An hour before a full histogram may be reset
+// instead keeps the resets, which rate() must bridge, rare.
 const (
 	defaultNativeBucketFactor   = 1.1
 	defaultNativeMaxBuckets     = 160
