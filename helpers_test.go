@@ -218,11 +218,12 @@ func processedTotal(t *testing.T, reg prometheus.Gatherer) float64 {
 	return counterValue(t, reg, "faststream_received_processed_messages_total", nil)
 }
 
+//lint:file-ignore SA1019 AddNoPublisherHandler, deprecated in Watermill v1.5, is the name that v1.4, the oldest supported, also has
+
 // addConsumer adds a handler without a publisher. The tests run on the
 // oldest Watermill the library supports (v1.4) as well as on the newest,
 // and AddConsumerHandler only came with v1.5: AddNoPublisherHandler is the
 // name both know.
 func addConsumer(r *message.Router, name, topic string, sub message.Subscriber, h message.NoPublishHandlerFunc) *message.Handler {
-	//lint:ignore SA1019 the name that Watermill v1.4, the oldest supported, also has
 	return r.AddNoPublisherHandler(name, topic, sub, h)
 }
