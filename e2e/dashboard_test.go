@@ -36,6 +36,7 @@ type dashboard struct {
 	statusShares bool
 
 	UID        string      `json:"uid"`
+	Version    int         `json:"version"` // the grafana.com revision of a downloaded dashboard
 	Panels     []dashPanel `json:"panels"`
 	Templating struct {
 		List []struct {
