@@ -87,8 +87,7 @@ func (s *supervisor) run(ctx context.Context) {
 		if time.Since(started) > healthySession {
 			backoff = minBackoff
 		}
-		// Jitter keeps several demos (or brokers) from hammering a recovering server in lockstep.
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := jittered(backoff)
 		// err.Error(), not err: slog prints errors with %+v, which for pkg/errors
 		// (used by the Watermill pub/subs) means a stack trace in the line.
 		s.log.Warn("broker unavailable, retrying", "addr", s.broker.addr, "err", err.Error(), "retry_in", wait.Round(time.Millisecond))
@@ -97,8 +96,20 @@ func (s *supervisor) run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, maxBackoff)
+		backoff = nextBackoff(backoff)
 	}
+}
+
+// jittered is the wait before the next attempt: a random time between half
+// and all of backoff (0.5-1 s for the first retry). Jitter keeps several
+// demos (or brokers) from hammering a recovering server in lockstep.
+func jittered(backoff time.Duration) time.Duration {
+	return backoff/2 + rand.N(backoff/2+1)
+}
+
+// nextBackoff doubles backoff up to maxBackoff.
+func nextBackoff(backoff time.Duration) time.Duration {
+	return min(backoff*2, maxBackoff)
 }
 
 // session runs one connection until ctx ends (nil) or the broker fails (the reason).

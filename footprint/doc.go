@@ -1,8 +1,9 @@
 // Package footprint holds tests of what adopting wmprom costs a service: a
 // scratch consumer module that requires only the library must inherit no
 // module and no go directive beyond what Watermill and client_golang bring,
-// a service on newer versions must not be forced up by adding it, and the
-// README's quick start must compile as a consumer would build it.
+// a service on newer versions must not be forced up by adding it, the
+// README's quick start must compile as a consumer would build it, and the
+// links between the README and docs/ must resolve.
 //
 // It is a module of its own, with no requirements, because its tests run the
 // go command on scratch modules outside the workspace; nothing here imports
