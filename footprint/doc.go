@@ -7,5 +7,7 @@
 //
 // It is a module of its own, with no requirements, because its tests run the
 // go command on scratch modules outside the workspace; nothing here imports
-// the library.
+// the library. go test caches its results without noticing changes to the
+// root module (files outside this module are not part of the cache key):
+// run it with -count=1, as CI does.
 package footprint
