@@ -22,7 +22,6 @@ func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, e
 	if p, ok := pub.(*publisher); ok && p.metrics == m {
 		return pub, nil // already counted by m; wrapping again would count twice
 	}
-	m.decoratesPublishers.Store(true)
 	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub))}
 	if !m.dynamic {
 		for _, topic := range m.cfg.destinations {
@@ -45,7 +44,20 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	ex := m.exemplar(firstMessage(msgs))
 	start := m.cfg.now()
+	returned := false
+	defer func() {
+		if !returned {
+			// A panicking publisher failed to publish: count it so, and
+			// let the panic go on to the caller, as if wmprom were not here.
+			observe(s.duration, m.cfg.since(start).Seconds(), ex)
+			add(s.failed, float64(len(msgs)), ex)
+			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
+			m.published(msgs, nil, true)
+		}
+	}()
+	m.sweep(false)
 	err := p.next.Publish(topic, msgs...)
+	returned = true
 	observe(s.duration, m.cfg.since(start).Seconds(), ex)
 	if err != nil {
 		add(s.failed, float64(len(msgs)), ex)
@@ -53,7 +65,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	} else {
 		add(s.succeeded, float64(len(msgs)), ex)
 	}
-	m.settle(msgs, err)
+	m.published(msgs, err, false)
 	return err
 }
 
