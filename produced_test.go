@@ -4,7 +4,6 @@ import (
 	"errors"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -331,24 +330,3 @@ func (p oneByOnePublisher) Publish(topic string, msgs ...*message.Message) error
 	}
 	return nil
 }
-
-// waitSamples polls until the samples of families are exactly want: the
-// whole recorded state, not one counter of it, so that nothing recorded
-// a moment later is checked too early. A state that never comes fails
-// with the last difference.
-func waitSamples(t *testing.T, reg prometheus.Gatherer, omit []string, want string, families ...string) {
-	t.Helper()
-	want = dedent(want)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		got := samples(t, reg, omit, families...)
-		if got == want {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("samples never became the expected ones\n--- got\n%s\n--- want\n%s", got, want)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
-}
-
