@@ -163,7 +163,7 @@ func (u *undecided) unlink(a *awaiting) {
 // never queue behind each other; a scrape waits for it, so that a status
 // the router settled before one scrape is exposed by the next at the
 // latest (registries collect concurrently, so the same scrape may not show
-// it yet).
+// it yet). Recording under the lock only adds to counters.
 func (m *Metrics) sweep(wait bool) {
 	u := &m.undecided
 	if u.pending.Load() == 0 {
@@ -174,52 +174,37 @@ func (m *Metrics) sweep(wait bool) {
 	} else if !u.mu.TryLock() {
 		return
 	}
-	var settled []*awaiting
+	defer u.mu.Unlock()
 	for a := u.head; a != nil; {
 		next := a.next
-		if routerDone(a.consumed) && a.decided.CompareAndSwap(false, true) {
-			// The consumed message goes with unlink: remember it in the
-			// status before.
-			if nacked(a.consumed) {
-				a.status = statusError
-			}
+		if st, exception, done := routerOutcome(a); done && a.decided.CompareAndSwap(false, true) {
 			u.unlink(a)
-			settled = append(settled, a)
+			m.record(a.series, st, exception, a.exemplar)
 		}
 		a = next
 	}
-	u.mu.Unlock()
-	for _, a := range settled {
-		exception := ""
-		if a.status == statusError {
-			exception = exceptionUnknown
-		}
-		m.record(a.series, a.status, exception, a.exemplar)
-	}
 }
 
-// routerDone tells whether msg has been acked or nacked, without waiting.
-func routerDone(msg *message.Message) bool {
+// routerOutcome reads what the router did with a's consumed message,
+// without waiting: an ack confirms the handler's status, a nack is an
+// error whose cause wmprom did not see.
+func routerOutcome(a *awaiting) (st status, exception string, done bool) {
 	select {
-	case <-msg.Acked():
-		return true
+	case <-a.consumed.Acked():
+		return a.status, "", true
 	default:
-		return nacked(msg)
 	}
-}
-
-func nacked(msg *message.Message) bool {
 	select {
-	case <-msg.Nacked():
-		return true
+	case <-a.consumed.Nacked():
+		return statusError, exceptionUnknown, true
 	default:
-		return false
+		return 0, "", false
 	}
 }
 
-// sweeper sweeps at every scrape, so that what an exposition shows
-// includes every status the routers have settled. It describes nothing,
-// which makes it an unchecked collector that any registry accepts.
+// sweeper sweeps at every scrape, so that a quiet service's statuses do
+// not wait for its next message. It describes nothing, which makes it an
+// unchecked collector that any registry accepts.
 type sweeper struct{ m *Metrics }
 
 func (sweeper) Describe(chan<- *prometheus.Desc) {}

@@ -9,6 +9,12 @@ import (
 // DecoratePublisher wraps pub so that every Publish records the three
 // publish families: one duration observation per call, len(messages)
 // published with status success or error, and one exception on error.
+//
+// A panic in pub counts as a failed publish with exception type "panic"
+// and goes on to the caller. On a router's publisher, the publish also
+// decides the status of the message whose handler returned the messages
+// (see Middleware).
+//
 // It is a message.PublisherDecorator, for
 // router.AddPublisherDecorators, and works as well on a publisher the
 // application uses directly. A nil publisher stays nil, as the router
