@@ -291,7 +291,7 @@ func TestOutcomes(t *testing.T) {
 			` + processed("orders", 2, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.fundamental",handler="orders"} 1`,
 	}, {
-		name: "returns produced messages without a decorated publisher: acked when the handler returns",
+		name: "returns produced messages without a decorated publisher: acked once the router acks it",
 		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
 			r.AddMiddleware(m.Middleware)
 			r.AddHandler("orders", "orders", ps, "payments", ps, h)

@@ -330,3 +330,29 @@ func (p oneByOnePublisher) Publish(topic string, msgs ...*message.Message) error
 	}
 	return nil
 }
+
+// A panicking publisher is a failed publish, and its panic reaches the
+// caller unchanged.
+func TestPublisherPanicGoesOn(t *testing.T) {
+	m, reg := newMetrics(t, withClock(newFakeClock()))
+	pub, err := m.DecoratePublisher(&panicOncePublisher{Publisher: nopPublisher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	func() {
+		defer func() {
+			if r := recover(); r != "broker client bug" {
+				t.Errorf("recovered %v, want the publisher's panic", r)
+			}
+		}()
+		_ = pub.Publish("payments", msgs(2)...)
+		t.Error("the panic did not propagate")
+	}()
+	assertSamples(t, reg, []string{"app_name", "broker"}, `
+		published_messages_total{destination="payments",status="error"} 2
+		published_messages_total{destination="payments",status="success"} 0
+		published_messages_duration_seconds_count{destination="payments"} 1
+		published_messages_duration_seconds_sum{destination="payments"} 0
+		published_messages_exceptions_total{destination="payments",exception_type="panic"} 1`,
+		"published_messages_total", "published_messages_duration_seconds", "published_messages_exceptions_total")
+}
