@@ -65,13 +65,18 @@ func (a *awaiting) Value(key any) any {
 	return a.Context.Value(key)
 }
 
-// undecided lists the awaitings of one Metrics. pending lets every path
-// skip the list while it is empty.
+// undecided lists the awaitings of one Metrics, newest first. pending
+// lets every path skip the list while it is empty.
 type undecided struct {
-	mu      sync.Mutex
-	head    *awaiting
-	pending atomic.Int64
+	mu         sync.Mutex
+	head, tail *awaiting
+	pending    atomic.Int64
 }
+
+// sweepStep is how many awaitings a message or a publish checks: enough to
+// keep up with the ones the fast path misses, few enough that a long list
+// of publishes in flight costs every message only a bounded walk.
+const sweepStep = 4
 
 // await makes msg's status wait for the router to publish produced. Nil
 // produced messages are left alone: the router fails on them before any
@@ -94,13 +99,35 @@ func (m *Metrics) await(s *receiveSeries, msg *message.Message, produced []*mess
 	a.remaining.Store(n)
 	u := &m.undecided
 	u.mu.Lock()
-	a.next = u.head
-	if u.head != nil {
-		u.head.prev = a
-	}
-	u.head = a
+	u.push(a)
 	u.pending.Add(1)
 	u.mu.Unlock()
+}
+
+// push puts a at the head of the list; the caller holds the mutex.
+func (u *undecided) push(a *awaiting) {
+	a.prev, a.next = nil, u.head
+	if u.head != nil {
+		u.head.prev = a
+	} else {
+		u.tail = a
+	}
+	u.head = a
+}
+
+// remove takes a off the list; the caller holds the mutex.
+func (u *undecided) remove(a *awaiting) {
+	if a.prev != nil {
+		a.prev.next = a.next
+	} else {
+		u.head = a.next
+	}
+	if a.next != nil {
+		a.next.prev = a.prev
+	} else {
+		u.tail = a.prev
+	}
+	a.prev, a.next = nil, nil
 }
 
 // published decides the statuses msgs carry, now that their publish
@@ -144,45 +171,68 @@ func (m *Metrics) decide(a *awaiting, st status, exception string) {
 	m.record(a.series, st, exception, a.exemplar)
 }
 
-// unlink takes a decided a off the list; the caller holds the mutex.
+// unlink takes a decided a off the list for good; the caller holds the
+// mutex.
 func (u *undecided) unlink(a *awaiting) {
-	if a.prev != nil {
-		a.prev.next = a.next
-	} else {
-		u.head = a.next
-	}
-	if a.next != nil {
-		a.next.prev = a.prev
-	}
-	a.prev, a.next, a.consumed = nil, nil, nil
+	u.remove(a)
+	a.consumed = nil
 	u.pending.Add(-1)
 }
 
-// sweep decides every awaiting whose consumed message the router has
-// acked or nacked. Messages and publishes only try the lock, so that they
-// never queue behind each other; a scrape waits for it, so that a status
-// the router settled before one scrape is exposed by the next at the
-// latest (registries collect concurrently, so the same scrape may not show
-// it yet). Recording under the lock only adds to counters.
-func (m *Metrics) sweep(wait bool) {
+// sweep decides the awaitings whose consumed message the router has
+// acked or nacked. A message or a publish only tries the lock, so that
+// they never queue behind each other, and checks the sweepStep oldest
+// awaitings, moving the undecided ones to the head so that the next
+// sweep checks others. A scrape waits for the lock and checks them all,
+// so that a status the router settled before one scrape is exposed by the
+// next at the latest (registries collect concurrently, so the same scrape
+// may not show it yet). Recording under the lock only adds to counters.
+func (m *Metrics) sweep(all bool) {
 	u := &m.undecided
 	if u.pending.Load() == 0 {
 		return
 	}
-	if wait {
+	if all {
 		u.mu.Lock()
 	} else if !u.mu.TryLock() {
 		return
 	}
 	defer u.mu.Unlock()
-	for a := u.head; a != nil; {
-		next := a.next
-		if st, exception, done := routerOutcome(a); done && a.decided.CompareAndSwap(false, true) {
-			u.unlink(a)
-			m.record(a.series, st, exception, a.exemplar)
+	if all {
+		for a := u.head; a != nil; {
+			next := a.next
+			m.settle(a)
+			a = next
 		}
-		a = next
+		return
 	}
+	for range sweepStep {
+		a := u.tail
+		if a == nil {
+			return
+		}
+		if !m.settle(a) {
+			if a == u.head {
+				return // checked them all
+			}
+			u.remove(a)
+			u.push(a)
+		}
+	}
+}
+
+// settle decides a if the router is done with its consumed message,
+// telling whether it did. The caller holds the list's mutex.
+func (m *Metrics) settle(a *awaiting) bool {
+	st, exception, done := routerOutcome(a)
+	if !done {
+		return false
+	}
+	if a.decided.CompareAndSwap(false, true) {
+		m.undecided.unlink(a)
+		m.record(a.series, st, exception, a.exemplar)
+	}
+	return true
 }
 
 // routerOutcome reads what the router did with a's consumed message,

@@ -2,8 +2,11 @@ package wmprom
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ThreeDotsLabs/watermill"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -355,4 +358,41 @@ func TestPublisherPanicGoesOn(t *testing.T) {
 		published_messages_duration_seconds_sum{destination="payments"} 0
 		published_messages_exceptions_total{destination="payments",exception_type="panic"} 1`,
 		"published_messages_total", "published_messages_duration_seconds", "published_messages_exceptions_total")
+}
+
+// Later messages settle the statuses the router decided, without a
+// scrape, however many publishes are still in flight: each message checks
+// a few of the oldest and moves the undecided ones to the back.
+func TestLaterMessagesSettleStatuses(t *testing.T) {
+	m, _ := newMetrics(t)
+	// The families alone, without the collector that sweeps at every
+	// scrape: here only messages sweep.
+	view := prometheus.NewRegistry()
+	view.MustRegister(m.families.received, m.families.inProcess, m.families.processed, m.families.processExceptions)
+	produces := m.Middleware(func(*message.Message) ([]*message.Message, error) { return produce("paid"), nil })
+	plain := m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	newMsg := func() *message.Message { return message.NewMessage(watermill.NewUUID(), nil) }
+	const inFlight = 10
+	for range inFlight {
+		_, _ = produces(newMsg()) // never acked or nacked: its publish is still going on
+	}
+	acked, nacked := newMsg(), newMsg()
+	_, _ = produces(acked)
+	_, _ = produces(nacked)
+	acked.Ack()
+	nacked.Nack()
+	const plainMessages = (inFlight+2)/sweepStep + 1
+	for range plainMessages {
+		_, _ = plain(newMsg())
+	}
+	assertSamples(t, view, []string{"app_name", "broker"}, fmt.Sprintf(`
+		received_messages_total{handler="unknown"} %d
+		received_messages_in_process{handler="unknown"} %d
+		`, inFlight+2+plainMessages, inFlight)+processed("unknown", 1+plainMessages, 1, 0, 0, 0)+`
+		received_processed_messages_exceptions_total{exception_type="unknown",handler="unknown"} 1`,
+		"received_messages_total", "received_messages_in_process",
+		"received_processed_messages_total", "received_processed_messages_exceptions_total")
+	if p := m.undecided.pending.Load(); p != inFlight {
+		t.Errorf("%d statuses pending, want %d", p, inFlight)
+	}
 }
