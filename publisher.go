@@ -47,6 +47,7 @@ type publisher struct {
 // Publish publishes through the wrapped publisher and records the call.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m := p.metrics
+	m.sweep(false)
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	ex := m.exemplar(firstMessage(msgs))
 	start := m.cfg.now()
@@ -61,7 +62,6 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 			m.published(msgs, nil, true)
 		}
 	}()
-	m.sweep(false)
 	err := p.next.Publish(topic, msgs...)
 	returned = true
 	observe(s.duration, m.cfg.since(start).Seconds(), ex)
