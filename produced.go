@@ -20,8 +20,7 @@ import (
 //
 // The backstop: everything the fast path can miss (an outer middleware
 // failing the message after the handler succeeded, Duplicator, a router
-// publisher this Metrics does not decorate, a handler instrumented twice)
-// is left to the message itself, whose Acked and Nacked channels say what
+// publisher this Metrics does not decorate) is left to the message itself, whose Acked and Nacked channels say what
 // the router did. Undecided statuses wait on a list that is swept at the
 // next message, the next publish and every scrape.
 
@@ -65,6 +64,31 @@ func (a *awaiting) Value(key any) any {
 	return a.Context.Value(key)
 }
 
+func (a *awaiting) awaited() (*awaiting, context.Context) { return a, a.Context }
+
+// awaitTag carries an awaiting on the produced messages after the first.
+type awaitTag struct {
+	context.Context
+	a *awaiting
+}
+
+func (t *awaitTag) Value(key any) any {
+	if k, ok := key.(awaitKey); ok && k.m == t.a.m {
+		return t
+	}
+	return t.Context.Value(key)
+}
+
+func (t *awaitTag) awaited() (*awaiting, context.Context) { return t.a, t.Context }
+
+// awaitLink is what a produced message's context holds under an awaitKey:
+// an awaiting, and the context it wraps, where a handler instrumented
+// twice by the same Metrics (the Plugin and Middleware both) left the
+// inner layer's.
+type awaitLink interface {
+	awaited() (*awaiting, context.Context)
+}
+
 // undecided lists the awaitings of one Metrics, newest first. pending
 // lets every path skip the list while it is empty.
 type undecided struct {
@@ -92,7 +116,7 @@ func (m *Metrics) await(s *receiveSeries, msg *message.Message, produced []*mess
 			a.Context = p.Context()
 			p.SetContext(a)
 		} else {
-			p.SetContext(context.WithValue(p.Context(), awaitKey{m}, a))
+			p.SetContext(&awaitTag{Context: p.Context(), a: a})
 		}
 		n++
 	}
@@ -141,20 +165,24 @@ func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
 		if msg == nil {
 			continue
 		}
-		a, ok := msg.Context().Value(awaitKey{m}).(*awaiting)
-		if !ok {
-			continue
-		}
-		switch {
-		case panicked:
-			m.decide(a, statusError, exceptionPanic)
-		case err != nil:
-			if exception == "" {
-				exception = m.processExceptionTypes.of(err)
+		for ctx := msg.Context(); ; {
+			l, ok := ctx.Value(awaitKey{m}).(awaitLink)
+			if !ok {
+				break
 			}
-			m.decide(a, statusError, exception)
-		case a.remaining.Add(-1) == 0:
-			m.decide(a, a.status, "")
+			var a *awaiting
+			a, ctx = l.awaited()
+			switch {
+			case panicked:
+				m.decide(a, statusError, exceptionPanic)
+			case err != nil:
+				if exception == "" {
+					exception = m.processExceptionTypes.of(err)
+				}
+				m.decide(a, statusError, exception)
+			case a.remaining.Add(-1) == 0:
+				m.decide(a, a.status, "")
+			}
 		}
 	}
 }
