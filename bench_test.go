@@ -206,11 +206,11 @@ func routerPublishingContext(b *testing.B) context.Context {
 	return <-got
 }
 
-// BenchmarkProduced prices a message whose handler returns one produced
-// message, doing what the router does: the handler chain, the publish of
+// BenchmarkProduced prices a message whose handler returns 1 or 3
+// produced messages, doing what the router does: the handler chain, the publish of
 // the produced message through the decorated publisher, then the ack.
 // "none" allocates what every such message costs without instrumentation
-// (the consumed and the produced message); the difference is wmprom's.
+// (the consumed and the produced messages); the difference is wmprom's.
 func BenchmarkProduced(b *testing.B) {
 	ctx := routerPublishingContext(b)
 	m, err := New(prometheus.NewRegistry())
@@ -226,29 +226,39 @@ func BenchmarkProduced(b *testing.B) {
 			func(p message.Publisher) (message.Publisher, error) { return p, nil }},
 		{"wmprom", m.Middleware, m.DecoratePublisher},
 	}
-	for _, tc := range cases {
-		b.Run(tc.name, func(b *testing.B) {
-			pub, err := tc.decorate(nopPublisher{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			h := tc.mw(func(*message.Message) ([]*message.Message, error) {
-				return []*message.Message{message.NewMessage("2", nil)}, nil
+	for _, n := range []int{1, 3} {
+		for _, tc := range cases {
+			b.Run(fmt.Sprintf("produced=%d/%s", n, tc.name), func(b *testing.B) {
+				benchmarkProduced(b, ctx, n, tc.mw, tc.decorate)
 			})
-			b.ReportAllocs()
-			for b.Loop() {
-				msg := message.NewMessage("1", []byte("payload"))
-				msg.SetContext(ctx)
-				produced, err := h(msg)
-				if err == nil {
-					err = pub.Publish("payments", produced...)
-				}
-				if err != nil {
-					msg.Nack()
-				} else {
-					msg.Ack()
-				}
-			}
-		})
+		}
+	}
+}
+
+func benchmarkProduced(b *testing.B, ctx context.Context, n int, mw message.HandlerMiddleware, decorate message.PublisherDecorator) {
+	pub, err := decorate(nopPublisher{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := mw(func(*message.Message) ([]*message.Message, error) {
+		out := make([]*message.Message, n)
+		for i := range out {
+			out[i] = message.NewMessage("2", nil)
+		}
+		return out, nil
+	})
+	b.ReportAllocs()
+	for b.Loop() {
+		msg := message.NewMessage("1", []byte("payload"))
+		msg.SetContext(ctx)
+		produced, err := h(msg)
+		if err == nil {
+			err = pub.Publish("payments", produced...)
+		}
+		if err != nil {
+			msg.Nack()
+		} else {
+			msg.Ack()
+		}
 	}
 }
