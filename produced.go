@@ -38,7 +38,7 @@ type awaitKey struct{ m *Metrics }
 // awaiting is the undecided status of one consumed message. It is also
 // the context of its first produced message, wrapping that message's own
 // context, so that the common case of one produced message costs one
-// allocation.
+// allocation (and any other number two).
 type awaiting struct {
 	context.Context
 	m        *Metrics
@@ -107,20 +107,32 @@ const sweepStep = 4
 // publish, and the backstop sees the nack.
 func (m *Metrics) await(s *receiveSeries, msg *message.Message, produced []*message.Message, st status, ex prometheus.Labels) {
 	a := &awaiting{m: m, series: s, exemplar: ex, status: st, consumed: msg}
-	n := int32(0)
+	n := 0
+	for _, p := range produced {
+		if p != nil {
+			n++
+		}
+	}
+	var tags []awaitTag // one allocation for all the produced messages after the first
+	if n > 1 {
+		tags = make([]awaitTag, n-1)
+	}
+	i := 0
 	for _, p := range produced {
 		if p == nil {
 			continue
 		}
-		if n == 0 {
+		if i == 0 {
 			a.Context = p.Context()
 			p.SetContext(a)
 		} else {
-			p.SetContext(&awaitTag{Context: p.Context(), a: a})
+			t := &tags[i-1]
+			t.Context, t.a = p.Context(), a
+			p.SetContext(t)
 		}
-		n++
+		i++
 	}
-	a.remaining.Store(n)
+	a.remaining.Store(int32(n))
 	u := &m.undecided
 	u.mu.Lock()
 	u.push(a)
