@@ -21,24 +21,25 @@ import (
 func TestInvariant(t *testing.T) {
 	boom := errors.New("boom")
 	outcomes := []struct {
-		name        string
-		handle      func(attempt int) ([]*message.Message, error)
-		failPublish bool
+		name    string
+		handle  func(attempt int) ([]*message.Message, error)
+		publish publishFault
 	}{
-		{"ack", func(int) ([]*message.Message, error) { return nil, nil }, false},
-		{"Ack with a cause", func(int) ([]*message.Message, error) { return nil, Ack(boom) }, false},
-		{"error", onFirstAttempt(boom), false},
-		{"Nack", onFirstAttempt(Nack(boom)), false},
-		{"Reject", onFirstAttempt(Reject(boom)), false},
-		{"Skip", onFirstAttempt(Skip(nil)), false},
+		{"ack", func(int) ([]*message.Message, error) { return nil, nil }, publishes},
+		{"Ack with a cause", func(int) ([]*message.Message, error) { return nil, Ack(boom) }, publishes},
+		{"error", onFirstAttempt(boom), publishes},
+		{"Nack", onFirstAttempt(Nack(boom)), publishes},
+		{"Reject", onFirstAttempt(Reject(boom)), publishes},
+		{"Skip", onFirstAttempt(Skip(nil)), publishes},
 		{"panic", func(attempt int) ([]*message.Message, error) {
 			if attempt == 1 {
 				panic("order 7 is corrupt")
 			}
 			return nil, nil
-		}, false},
-		{"produced, published", func(int) ([]*message.Message, error) { return produce("paid"), nil }, false},
-		{"produced, publish fails", func(int) ([]*message.Message, error) { return produce("paid"), nil }, true},
+		}, publishes},
+		{"produced, published", produceOne, publishes},
+		{"produced, publish fails", produceOne, failsOnce},
+		{"produced, publisher panics", produceOne, panicsOnce},
 	}
 	wrappers := []struct {
 		name string
@@ -111,8 +112,11 @@ func TestInvariant(t *testing.T) {
 						r.AddSubscriberDecorators(message.MessageTransformSubscriberDecorator(deliveries.add))
 						in.add(r, ms, wrap...)
 						var pub message.Publisher = ps
-						if o.failPublish {
+						switch o.publish {
+						case failsOnce:
 							pub = &failOncePublisher{Publisher: ps}
+						case panicsOnce:
+							pub = &panicOncePublisher{Publisher: ps}
 						}
 						r.AddHandler("orders", "orders", ps, "payments", pub, h)
 					})
@@ -134,6 +138,17 @@ func TestInvariant(t *testing.T) {
 		}
 	}
 }
+
+// publishFault is what the handler's publisher does the first time.
+type publishFault int
+
+const (
+	publishes publishFault = iota
+	failsOnce
+	panicsOnce
+)
+
+func produceOne(int) ([]*message.Message, error) { return produce("paid"), nil }
 
 func onFirstAttempt(err error) func(int) ([]*message.Message, error) {
 	return func(attempt int) ([]*message.Message, error) {
