@@ -44,6 +44,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m := p.metrics
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	ex := m.exemplar(firstMessage(msgs))
+	m.stampPublishTime(msgs)
 	start := m.cfg.now()
 	err := p.next.Publish(topic, msgs...)
 	observe(s.duration, m.cfg.since(start).Seconds(), ex)
