@@ -34,8 +34,7 @@ const PublishedAtKey = "wmprom_published_at"
 // keeps them a few milliseconds apart) than about a queue; from there a
 // 1-2.5-5 series reaches 10 s, where a healthy consumer's delay ends, and
 // then steps a person reads at a glance (30 s, 1 min, 5 min, 15 min, 1 h,
-// 3 h) cover a backlog through an outage. 17 buckets: one fewer than the
-// size and duration histograms together.
+// 3 h) cover a backlog through an outage, in 17 buckets.
 func defaultAgeBuckets() []float64 {
 	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 10800}
 }
