@@ -44,7 +44,9 @@ func defaultAgeBuckets() []float64 {
 // received_messages_age_unknown_total and
 // received_messages_age_clamped_total, with the labels of the other
 // receive families. On, every decorated publisher also stamps the
-// messages it publishes with PublishedAtKey.
+// messages it publishes with PublishedAtKey. The stamp is a write to the
+// message's metadata, as Watermill's own publisher decorators make: do
+// not publish one message from two goroutines at once.
 //
 // The age of a message delivered again (after a Nack, an error, a
 // redelivery by the broker) counts from its first publish, so it grows

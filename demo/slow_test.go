@@ -46,6 +46,12 @@ func TestSlowFlags(t *testing.T) {
 	if slowFor(cfg, "kafka", time.Now()) != nil || slowFor(cfg, "redis", time.Now()) == nil {
 		t.Error("only the slow broker's pipeline gets a slow phase")
 	}
+	for brokers, want := range map[string]string{"kafka,rabbit,nats": "rabbit", "kafka": "kafka", "nats,kafka": "nats"} {
+		cfg, err := parseConfig([]string{"-brokers", brokers})
+		if err != nil || cfg.slowBroker != want {
+			t.Errorf("-brokers %s: slow broker %q (%v), want %q", brokers, cfg.slowBroker, err, want)
+		}
+	}
 	cfg, err = parseConfig([]string{"-brokers", "redis,kafka", "-slow-broker", "none"})
 	if err != nil || slowFor(cfg, "redis", time.Now()) != nil {
 		t.Errorf("-slow-broker none: %v, slow phase %v", err, slowFor(cfg, "redis", time.Now()))

@@ -56,9 +56,9 @@ func TestDashboards(t *testing.T) {
 			"-amqp-url", env["WMPROM_TEST_AMQP"],
 			"-nats-url", env["WMPROM_TEST_NATS"],
 			"-redis-addr", env["WMPROM_TEST_REDIS"],
-			"-slow-broker", "kafka", "-slow-every", slowEvery, "-slow-for", slowFor,
+			"-slow-broker", "rabbit", "-slow-every", slowEvery, "-slow-for", slowFor,
 		)
-		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"}, "kafka")
+		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"}, "rabbit")
 		demo.stop(t)
 	})
 }
