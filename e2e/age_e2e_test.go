@@ -17,15 +17,15 @@ import (
 const ageAlert = "FastStreamMessagesGettingOld"
 
 // backlogAge is the p99 message age, in seconds, that shows the slowed
-// handler's backlog. A slow phase of 12 s, in which the handler takes 2.5
+// handler's backlog. A slow phase of 15 s, in which the handler takes 2.5
 // times the gap between its messages, leaves messages waiting up to about
-// 7 s; outside the phases they wait milliseconds to a second. It is an age
-// bucket boundary, so the quantile reaches it only when more than 1 % of
-// the messages in the window waited longer.
+// 10 s; outside the phases they wait milliseconds to a second. It is an
+// age bucket boundary, so the quantile reaches it only when more than 1 %
+// of the messages in the window waited longer.
 const backlogAge = 5
 
 // backlogTimeout bounds the wait for the backlog: the first slow phase
-// starts 33 s after the demo and the check begins after the dashboards'.
+// starts 30 s after the demo and the check begins after the dashboards'.
 const backlogTimeout = 2 * time.Minute
 
 // checkMessageAge shows message age end to end on a real Prometheus: the

@@ -64,8 +64,8 @@ func TestDashboards(t *testing.T) {
 }
 
 // The demo's payments handler on one broker slows down for slowFor at the
-// end of every slowEvery: the first slow phase starts 33 s after the demo.
-const slowEvery, slowFor = "45s", "12s"
+// end of every slowEvery: the first slow phase starts 30 s after the demo.
+const slowEvery, slowFor = "45s", "15s"
 
 // checkDashboards runs a Prometheus scraping demo and checks both
 // dashboards against it, then the exemplars the demo's traced messages
