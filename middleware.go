@@ -34,6 +34,7 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 
 func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.Message) (produced []*message.Message, err error) {
 	m.sweep(false)
+	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
 	add(s.received, 1, ex)
 	s.size.Observe(float64(len(msg.Payload)))

@@ -50,6 +50,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m.sweep(false)
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	ex := m.exemplar(firstMessage(msgs))
+	m.stampPublishTime(msgs)
 	start := m.cfg.now()
 	returned := false
 	defer func() {
