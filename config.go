@@ -48,6 +48,9 @@ type config struct {
 	destinations      []string
 	exemplars         bool
 	traceID           func(*message.Message) string
+	messageAge        bool // age.go
+	ageBuckets        []float64
+	publishTime       func(*message.Message) (time.Time, bool)
 	now               func() time.Time              // tests replace both clocks to make durations exact
 	since             func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
@@ -59,6 +62,7 @@ func newConfig(opts []Option) *config {
 		durationBuckets:   defaultDurationBuckets(),
 		maxExceptionTypes: defaultMaxExceptionTypes,
 		exemplars:         true,
+		ageBuckets:        defaultAgeBuckets(),
 		now:               time.Now,
 		since:             time.Since,
 	}
@@ -197,6 +201,9 @@ func (c *config) validate() error {
 		if d == "" {
 			bad("a declared destination is empty")
 		}
+	}
+	if err := c.checkAge(); err != nil {
+		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
 	for _, l := range c.custom {

@@ -22,6 +22,9 @@ type broker struct {
 	// addr says where the broker lives, so that "cannot connect" log lines are actionable.
 	addr    string
 	connect func(ctx context.Context, logger watermill.LoggerAdapter) (*connection, error)
+	// publishTime reads the broker's own timestamp of a consumed message, for
+	// wmprom.WithPublishTime; nil where the Watermill subscriber drops it.
+	publishTime func(*message.Message) (time.Time, bool)
 }
 
 // connection is one live session with a broker.
@@ -68,6 +71,7 @@ type supervisor struct {
 	broker  broker
 	metrics *wmprom.Metrics
 	rate    float64
+	slow    *slowPhase
 	// stall is how long publishing may fail or hang before the session is
 	// restarted. Brokers' clients reconnect by themselves when they can; this
 	// catches the cases where they silently cannot.
@@ -130,7 +134,7 @@ func (s *supervisor) session(ctx context.Context) error {
 	}
 	router.AddPlugin(s.metrics.Plugin)
 	health := &pipelineHealth{publishDeadAfter: s.stall, consumeDeadAfter: s.stall * 3 / 2}
-	p := &pipeline{prefix: s.broker.name, health: health}
+	p := &pipeline{prefix: s.broker.name, health: health, slow: s.slow}
 	if err := p.addHandlers(router, conn); err != nil {
 		return err
 	}
