@@ -94,4 +94,6 @@ func TestServiceNotForcedUp(t *testing.T) {
 	if m := readGoMod(t, service); m.Go != goVersion || m.Toolchain != "" {
 		t.Errorf("adding wmprom changes the service's go directive to %q (toolchain %q), want go %s unchanged", m.Go, m.Toolchain, goVersion)
 	}
+	t.Logf("after adding wmprom: go %s, watermill %s, client_golang %s, go-redis %s, otel %s", readGoMod(t, service).Go,
+		after[watermillPath], after[clientPath], after["github.com/redis/go-redis/v9"], after["go.opentelemetry.io/otel"])
 }
