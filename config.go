@@ -48,7 +48,10 @@ type config struct {
 	destinations      []string
 	exemplars         bool
 	traceID           func(*message.Message) string
-	native            nativeConfig                  // WithNativeHistograms, native.go
+	native            nativeConfig // WithNativeHistograms, native.go
+	messageAge        bool         // age.go
+	ageBuckets        []float64
+	publishTime       func(*message.Message) (time.Time, bool)
 	now               func() time.Time              // tests replace both clocks to make durations exact
 	since             func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
@@ -61,6 +64,7 @@ func newConfig(opts []Option) *config {
 		maxExceptionTypes: defaultMaxExceptionTypes,
 		exemplars:         true,
 		native:            defaultNativeConfig(),
+		ageBuckets:        defaultAgeBuckets(),
 		now:               time.Now,
 		since:             time.Since,
 	}
@@ -202,6 +206,9 @@ func (c *config) validate() error {
 		if d == "" {
 			bad("a declared destination is empty")
 		}
+	}
+	if err := c.checkAge(); err != nil {
+		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
 	for _, l := range c.custom {

@@ -15,4 +15,9 @@
 // Handlers report outcomes other than "acked" and "error" by returning
 // Nack, Reject or Skip (or Ack, to acknowledge despite an error). The
 // package's README lists the families, labels, statuses and placements.
+//
+// WithMessageAge(true) adds what FastStream does not measure: how long a
+// message waited between its publish and its handler, from the broker's
+// timestamp (WithPublishTime) or from the stamp the decorated publisher
+// writes under PublishedAtKey.
 package wmprom

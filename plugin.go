@@ -13,7 +13,9 @@ import (
 // with router.AddPlugin(m.Plugin). Plugins run when the router starts,
 // after the middlewares added before, so Middleware ends up innermost:
 // it sees every attempt of a Retry and the errors a PoisonQueue or
-// Recoverer handles.
+// Recoverer handles. With both on the router, a handler's produced
+// messages are published through this Metrics' decorator, which records
+// the status of the message that produced them when the publish returns.
 func (m *Metrics) Plugin(r *message.Router) error {
 	if r == nil {
 		return errors.New("wmprom: Plugin needs a router, got nil")

@@ -14,6 +14,7 @@ type receiveSeries struct {
 	duration   prometheus.Observer
 	processed  [statusCount]prometheus.Counter
 	exceptions *prometheus.CounterVec // curried down to exception_type
+	age        ageSeries
 }
 
 // receiveKey identifies a receiveSeries by its label values (the custom
@@ -43,6 +44,7 @@ func (f *families) newReceiveSeries(key receiveKey, app string, custom []string)
 		inProcess:  f.inProcess.WithLabelValues(values...),
 		duration:   f.processDuration.WithLabelValues(values...),
 		exceptions: f.processExceptions.MustCurryWith(f.named(labelHandler, values)),
+		age:        f.age.newAgeSeries(values),
 	}
 	for st := range statusCount {
 		s.processed[st] = f.processed.WithLabelValues(insert(values, 3, st.String())...)

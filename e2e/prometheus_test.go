@@ -114,6 +114,9 @@ func forEachPrometheus(t *testing.T, proof func(t *testing.T, v prometheusVersio
 	})
 }
 
+// rulesPath is the project's recording and alerting rules.
+const rulesPath = "../prometheus/wmprom.rules.yml"
+
 // promServer is a real Prometheus scraping the demo.
 type promServer struct {
 	base    string // http://127.0.0.1:port
@@ -144,14 +147,21 @@ func startPrometheus(t *testing.T, v prometheusVersion, targets ...string) *prom
 func startPrometheusWith(t *testing.T, v prometheusVersion, opts scrapeOptions, targets ...string) *promServer {
 	t.Helper()
 	dir := t.TempDir()
+	// The project's rules run too, so that the recorded series the alerts
+	// read can be queried as in production.
+	rules, err := filepath.Abs(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var b strings.Builder
 	fmt.Fprintf(&b, `global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files: [%q]
 scrape_configs:
   - job_name: wmprom-demo
-`)
+`, rules)
 	if opts.nativeHistograms {
 		b.WriteString("    scrape_native_histograms: true\n")
 	}
