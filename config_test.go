@@ -31,7 +31,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"label clashing with handler", []Option{WithLabel("handler", "x")}, `label "handler" clashes with a built-in label`},
 		{"label clashing with le", []Option{WithLabelFunc("le", labelFn)}, `label "le" clashes`},
 		{"duplicate label", []Option{WithLabel("team", "a"), WithLabelFunc("team", labelFn)}, `label "team" is given twice`},
-		{"empty static label value", []Option{WithLabel("team", "")}, `label "team" has an empty value`},
+		{"empty static label value", []Option{WithLabel("team", "")}, `label "team" value is empty`},
 		{"nil label func", []Option{WithLabelFunc("team", nil)}, `label "team" has a nil function`},
 		{"no exception types", []Option{WithMaxExceptionTypes(0)}, "max exception types is 0, want at least 1"},
 	}
