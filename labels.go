@@ -90,16 +90,18 @@ func splitCustomValues(joined string, n int) []string {
 // handlerName is where the message came from, as the router says it: the
 // subscribed topic, as FastStream labels a handler with its queue or
 // subject; outside a router handler, the handler name. It is raw user
-// data: handlerLabel makes it a label value.
+// data: receiveSeries makes it a label value.
 func handlerName(ctx context.Context) string {
-	if topic := message.SubscribeTopicFromCtx(ctx); topic != "" {
-		return topic
-	}
-	return message.HandlerNameFromCtx(ctx)
+	return topicOrName(message.SubscribeTopicFromCtx(ctx), message.HandlerNameFromCtx(ctx))
 }
 
-// handlerLabel is the handler label of a message delivered with ctx.
-func handlerLabel(ctx context.Context) string { return labelValue(handlerName(ctx)) }
+func topicOrName(topic, name string) string {
+	if topic != "" {
+		return topic
+	}
+	return name
+}
+
 
 // destinationLabel is the destination label of a publish to topic.
 func destinationLabel(topic string) string { return labelValue(topic) }
