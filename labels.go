@@ -102,7 +102,6 @@ func topicOrName(topic, name string) string {
 	return name
 }
 
-
 // destinationLabel is the destination label of a publish to topic.
 func destinationLabel(topic string) string { return labelValue(topic) }
 
