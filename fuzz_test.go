@@ -17,7 +17,7 @@ import (
 // counter, which panics on anything client_golang refuses. The seed
 // corpus is in testdata/fuzz/<target>; run one for a while with
 //
-//	go test -run '^$' -fuzz '^FuzzTopicLabel$' -fuzztime 60s .
+//	go test -run '^$' -fuzz '^FuzzHandlerLabel$' -fuzztime 60s .
 
 // checkLabelValue fails on a value client_golang or the dashboard would
 // refuse, or that breaks the bound.
