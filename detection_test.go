@@ -68,7 +68,6 @@ func TestConsumerHandlerPublisherHasNoSeries(t *testing.T) {
 
 // fieldPublisher keeps what it wraps in a named, unexported field.
 type fieldPublisher struct {
-	name string
 	next message.Publisher
 }
 

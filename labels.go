@@ -104,10 +104,3 @@ func topicOrName(topic, name string) string {
 
 // destinationLabel is the destination label of a publish to topic.
 func destinationLabel(topic string) string { return labelValue(topic) }
-
-func nonEmpty(v string) string {
-	if v == "" {
-		return unknown
-	}
-	return v
-}
