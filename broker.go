@@ -71,6 +71,9 @@ func decoratorChain(v reflect.Value, iface reflect.Type, unwrap func(any) (any, 
 
 // wrapped returns what the decorator v wraps, or an invalid Value.
 func wrapped(v reflect.Value, iface reflect.Type, unwrap func(any) (any, bool)) reflect.Value {
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		return reflect.Value{} // a typed nil wraps nothing, and its methods may panic
+	}
 	// Values read from unexported fields (Watermill's own decorators keep
 	// the subscriber in one) refuse method calls: for those only the
 	// fields can tell.
@@ -80,9 +83,6 @@ func wrapped(v reflect.Value, iface reflect.Type, unwrap func(any) (any, bool)) 
 		}
 	}
 	if v.Kind() == reflect.Pointer {
-		if v.IsNil() {
-			return reflect.Value{}
-		}
 		v = v.Elem()
 	}
 	if v.Kind() != reflect.Struct {
@@ -109,22 +109,35 @@ func wrapped(v reflect.Value, iface reflect.Type, unwrap func(any) (any, bool)) 
 	return reflect.Value{}
 }
 
-func unwrapPublisher(v any) (any, bool) {
-	w, ok := v.(publisherWrapper)
-	if !ok {
+// unwrapPublisher and unwrapSubscriber call the application's Unwrap
+// method. Detection runs when the router starts: an Unwrap that panics
+// must not take the service down, so it counts as wrapping nothing.
+func unwrapPublisher(v any) (inner any, ok bool) {
+	w, is := v.(publisherWrapper)
+	if !is {
 		return nil, false
 	}
-	inner := w.Unwrap()
-	return inner, inner != nil
+	defer func() {
+		if recover() != nil {
+			inner, ok = nil, false
+		}
+	}()
+	p := w.Unwrap()
+	return p, p != nil
 }
 
-func unwrapSubscriber(v any) (any, bool) {
-	w, ok := v.(subscriberWrapper)
-	if !ok {
+func unwrapSubscriber(v any) (inner any, ok bool) {
+	w, is := v.(subscriberWrapper)
+	if !is {
 		return nil, false
 	}
-	inner := w.Unwrap()
-	return inner, inner != nil
+	defer func() {
+		if recover() != nil {
+			inner, ok = nil, false
+		}
+	}()
+	s := w.Unwrap()
+	return s, s != nil
 }
 
 // innermostPublisher is the publisher at the bottom of pub's decorators.

@@ -149,3 +149,41 @@ func TestDestinationsOfAnyAndOneBroker(t *testing.T) {
 		published_messages_total{broker="wmprom",destination="payments",status="success"} 0`,
 		"published_messages_total")
 }
+
+// panickyPublisher's Unwrap panics, as a careless one may on a zero value.
+type panickyPublisher struct{ localPublisher }
+
+func (panickyPublisher) Unwrap() message.Publisher { panic("not configured") }
+
+// Detection runs at router start: neither a typed nil nor a panicking
+// Unwrap may crash it.
+func TestPublisherDetectionSurvivesBadWrappers(t *testing.T) {
+	cases := []struct {
+		name string
+		pub  message.Publisher
+		want string
+	}{
+		{"a typed nil", (*fieldPublisher)(nil), "wmprom"},
+		{"a typed nil inside", &fieldPublisher{next: (*fieldPublisher)(nil)}, "wmprom"},
+		{"a typed nil with Unwrap", (*unwrappingPublisher)(nil), "wmprom"},
+		{"an Unwrap that panics", panickyPublisher{}, "wmprom"},
+	}
+	for _, tc := range cases {
+		if got := publisherBroker(tc.pub); got != tc.want {
+			t.Errorf("%s: publisherBroker = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+	m, _ := newMetrics(t)
+	if _, err := m.DecoratePublisher((*fieldPublisher)(nil)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// unwrappingPublisher dereferences itself in Unwrap.
+type unwrappingPublisher struct{ next message.Publisher }
+
+func (u *unwrappingPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return u.next.Publish(topic, msgs...)
+}
+func (u *unwrappingPublisher) Close() error              { return u.next.Close() }
+func (u *unwrappingPublisher) Unwrap() message.Publisher { return u.next }
