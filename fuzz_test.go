@@ -130,6 +130,10 @@ func FuzzTraceID(f *testing.F) {
 		if _, err := h(message.NewMessage("1", nil)); err != nil {
 			t.Fatal(err)
 		}
+		pub, _ := m.DecoratePublisher(localPublisher{})
+		if err := pub.Publish("payments", message.NewMessage("1", nil)); err != nil {
+			t.Fatalf("Publish = %v, want the wrapped publisher's nil", err)
+		}
 	})
 }
 
