@@ -331,12 +331,18 @@ func TestInvalidTraceIDs(t *testing.T) {
 				})
 			})
 			tr.publish(t, "orders", "first")
-			untilSamples(t, reg, []string{"app_name"}, receiveLines("orders", 1)+receiveLines("payments", 1)+`
+			// The application's own publish: it used to panic after the
+			// real send, so the caller saw a failure for a sent message.
+			pub, _ := m.DecoratePublisher(tr.pubsub)
+			if err := pub.Publish("payments", message.NewMessage(watermill.NewUUID(), []byte("direct"))); err != nil {
+				t.Errorf("Publish = %v, want GoChannel's nil", err)
+			}
+			untilSamples(t, reg, []string{"app_name"}, receiveLines("orders", 1)+receiveLines("payments", 2)+`
 				published_messages_total{broker="gochannel",destination="payments",status="error"} 0
-				published_messages_total{broker="gochannel",destination="payments",status="success"} 1`,
+				published_messages_total{broker="gochannel",destination="payments",status="success"} 2`,
 				append(receiveFamilies, "published_messages_total")...)
-			if got := seen.String(); got != "map[first:2]" {
-				t.Errorf("deliveries: %s, want first once in each handler", got)
+			if got := seen.String(); got != "map[direct:1 first:2]" {
+				t.Errorf("deliveries: %s, want first once in each handler, direct once", got)
 			}
 			if got := exemplars(t, reg); len(got) != 0 {
 				t.Errorf("exemplars: %v, want none", got)
