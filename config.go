@@ -127,8 +127,9 @@ func WithLabelFunc(name string, fn func(*message.Message) string) Option {
 
 // WithErrorType replaces the classifier that turns an error into the
 // exception_type label; nil keeps the default. An empty result falls back
-// to the default classifier. Whatever it returns, at most WithMaxExceptionTypes distinct
-// values are kept per family.
+// to the default classifier; an invalid one is repaired as every label
+// value from user data is (see MaxLabelValueRunes). Whatever it returns,
+// at most WithMaxExceptionTypes distinct values are kept per family.
 func WithErrorType(fn func(error) string) Option {
 	return func(c *config) { c.errorType = fn }
 }
