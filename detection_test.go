@@ -187,3 +187,24 @@ func (u *unwrappingPublisher) Publish(topic string, msgs ...*message.Message) er
 }
 func (u *unwrappingPublisher) Close() error              { return u.next.Close() }
 func (u *unwrappingPublisher) Unwrap() message.Publisher { return u.next }
+
+// One wrapper type given to AddHandler around subscribers of two brokers:
+// the router names both alike, so the broker is remembered per name and
+// topic, and each handler's series carry its own broker.
+func TestOneWrapperTypeAroundTwoBrokers(t *testing.T) {
+	for range 5 { // the router subscribes its handlers in map order
+		m, reg := newMetrics(t)
+		tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
+			r.AddPlugin(m.Plugin)
+			r.AddConsumerHandler("a", "a", appSubscriber{ps}, func(*message.Message) error { return nil })
+			r.AddConsumerHandler("b", "b", appSubscriber{opaqueSubscriber{ps.Subscribe}}, func(*message.Message) error { return nil })
+		})
+		const want = `
+			received_messages_total{broker="gochannel",handler="a"} %d
+			received_messages_total{broker="wmprom",handler="b"} %d`
+		assertSamples(t, reg, []string{"app_name"}, fmt.Sprintf(want, 0, 0), "received_messages_total")
+		tr.publish(t, "a", "x")
+		tr.publish(t, "b", "x")
+		untilSamples(t, reg, []string{"app_name"}, fmt.Sprintf(want, 1, 1), "received_messages_total")
+	}
+}

@@ -1,7 +1,6 @@
 package wmprom
 
 import (
-	"context"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -85,21 +84,6 @@ func splitCustomValues(joined string, n int) []string {
 		return nil
 	}
 	return strings.SplitN(joined, customSeparator, n)
-}
-
-// handlerName is where the message came from, as the router says it: the
-// subscribed topic, as FastStream labels a handler with its queue or
-// subject; outside a router handler, the handler name. It is raw user
-// data: receiveSeries makes it a label value.
-func handlerName(ctx context.Context) string {
-	return topicOrName(message.SubscribeTopicFromCtx(ctx), message.HandlerNameFromCtx(ctx))
-}
-
-func topicOrName(topic, name string) string {
-	if topic != "" {
-		return topic
-	}
-	return name
 }
 
 // destinationLabel is the destination label of a publish to topic.

@@ -26,11 +26,11 @@ type Metrics struct {
 	receiving  *seriesCache[receiveKey, *receiveSeries]
 	publishing *seriesCache[publishKey, *publishSeries]
 
-	// subscriberBrokers maps the router's name of a subscriber to the
-	// broker the Plugin found inside it, so that the middleware, which
-	// only sees the name, labels its messages as the Plugin labelled the
-	// series it created at zero.
-	subscriberBrokers sync.Map // string -> string
+	// subscriberBrokers maps the router's name of a handler's subscriber
+	// and its topic to the broker the Plugin found inside the subscriber,
+	// so that the middleware, which only sees the names, labels messages
+	// as the Plugin labelled the series it created at zero.
+	subscriberBrokers sync.Map // subscription -> string
 
 	processExceptionTypes *exceptionTypes
 	publishExceptionTypes *exceptionTypes
@@ -112,15 +112,19 @@ type lastReceive struct {
 // when they change.
 func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[lastReceive]) *receiveSeries {
 	ctx := msg.Context()
-	handler := handlerName(ctx)
+	topic := message.SubscribeTopicFromCtx(ctx)
+	handler := topic
+	if handler == "" {
+		handler = message.HandlerNameFromCtx(ctx)
+	}
 	subscriber := message.SubscriberNameFromCtx(ctx)
 	if m.dynamic {
-		return m.receiveSeries(m.receiveBroker(subscriber), handler, m.customKey(msg))
+		return m.receiveSeries(m.receiveBroker(subscriber, topic), handler, m.customKey(msg))
 	}
 	if l := last.Load(); l != nil && l.handler == handler && l.subscriber == subscriber {
 		return l.series
 	}
-	s := m.receiveSeries(m.receiveBroker(subscriber), handler, m.customStatic)
+	s := m.receiveSeries(m.receiveBroker(subscriber, topic), handler, m.customStatic)
 	last.Store(&lastReceive{subscriber: subscriber, handler: handler, series: s})
 	return s
 }
@@ -160,14 +164,19 @@ func (m *Metrics) brokerLabel(detected string) string {
 	return detected
 }
 
+// subscription is a handler's subscriber, by the router's name for it,
+// and the topic it subscribed to: what a message's context tells of
+// where it came from.
+type subscription struct{ subscriber, topic string }
+
 // receiveBroker is the broker label of messages from the subscriber the
-// router names subscriber: what the Plugin found inside it when it
-// decorated it, else what its name says.
-func (m *Metrics) receiveBroker(subscriber string) string {
+// router names subscriber, subscribed to topic: what the Plugin found
+// inside it, else what its name says.
+func (m *Metrics) receiveBroker(subscriber, topic string) string {
 	if m.cfg.broker != nil {
 		return *m.cfg.broker
 	}
-	if b, ok := m.subscriberBrokers.Load(subscriber); ok {
+	if b, ok := m.subscriberBrokers.Load(subscription{subscriber, topic}); ok {
 		return b.(string)
 	}
 	return brokerFromTypeName(subscriber)

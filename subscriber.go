@@ -24,33 +24,45 @@ func (m *Metrics) decorateSubscriber(sub message.Subscriber) (message.Subscriber
 	if sub == nil {
 		return nil, nil
 	}
-	d := detectSubscriber(sub)
-	known := d.named != ""
-	if known && m.cfg.broker == nil {
-		if prev, loaded := m.subscriberBrokers.LoadOrStore(d.named, d.broker); loaded && prev != d.broker {
-			// Two subscribers of one name wrap different brokers: the
-			// middleware cannot tell their messages apart, and falls back
-			// to what the name says; so must the series at zero.
-			m.subscriberBrokers.Store(d.named, brokerFromTypeName(d.named))
-			known = false
-		}
-	}
-	return &subscriber{next: sub, metrics: m, broker: m.receiveBroker(d.named), known: known || m.cfg.broker != nil}, nil
+	return &subscriber{next: sub, metrics: m, found: detectSubscriber(sub)}, nil
 }
 
 type subscriber struct {
 	next    message.Subscriber
 	metrics *Metrics
-	broker  string
-	known   bool // the broker label is the one the middleware will compute
+	found   detectedSubscriber
 }
 
-// Subscribe creates the handler's series at zero, then subscribes.
+// Subscribe tells the middleware the broker of this subscription and
+// creates the handler's series at zero, then subscribes. Both happen
+// before the first message, which the router reads from the channel
+// Subscribe returns.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if s.known && topic != "" && !s.metrics.dynamic {
-		s.metrics.receiveSeries(s.broker, topic, s.metrics.customStatic)
+	if broker, ok := s.broker(topic); ok && topic != "" && !s.metrics.dynamic {
+		s.metrics.receiveSeries(broker, topic, s.metrics.customStatic)
 	}
 	return s.next.Subscribe(ctx, topic)
+}
+
+// broker returns the broker label the middleware will give messages of
+// this subscription, and whether it is known in advance: not for a
+// subscriber the router names by a String method.
+func (s *subscriber) broker(topic string) (string, bool) {
+	m := s.metrics
+	if m.cfg.broker != nil {
+		return *m.cfg.broker, true
+	}
+	if s.found.named == "" {
+		return "", false
+	}
+	key := subscription{s.found.named, topic}
+	if prev, loaded := m.subscriberBrokers.LoadOrStore(key, s.found.broker); loaded && prev != s.found.broker {
+		// Subscribers of one type name, on one topic, wrap different
+		// brokers: their messages cannot be told apart, so none of them
+		// gets series in advance.
+		return "", false
+	}
+	return s.found.broker, true
 }
 
 // Close closes the wrapped subscriber.
