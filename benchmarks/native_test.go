@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -32,8 +33,12 @@ var nativeForms = []struct {
 	{"native-only", []wmprom.Option{wmprom.WithNativeHistograms(wmprom.InsteadOfClassic)}},
 }
 
-// nativeInstrumentation is wmprom with opts, as a handlerInstrumentation.
+// nativeInstrumentation is wmprom with opts, as a handlerInstrumentation,
+// with the label-set bound raised above the largest cardinality measured:
+// at the default 1,000, handlers past the thousandth would share one
+// overflow set and 10,000 handlers would measure the bound instead.
 func nativeInstrumentation(name string, opts []wmprom.Option) handlerInstrumentation {
+	opts = append([]wmprom.Option{wmprom.WithMaxLabelSets(slices.Max(nativeCardinalities))}, opts...)
 	return handlerInstrumentation{name: name, new: func(tb testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator) {
 		m, err := wmprom.New(reg, opts...)
 		if err != nil {
