@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -48,6 +49,8 @@ type config struct {
 	destinations      []string
 	exemplars         bool
 	traceID           func(*message.Message) string
+	handlerLabel      HandlerLabel                  // handlerlabel.go
+	logger            watermill.LoggerAdapter       // logging.go; nil: the Plugin's router's, else none
 	now               func() time.Time              // tests replace both clocks to make durations exact
 	since             func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
@@ -189,6 +192,9 @@ func (c *config) validate() error {
 	}
 	if err := checkBuckets(c.durationBuckets); err != nil {
 		bad("duration buckets: %v", err)
+	}
+	if !c.handlerLabel.valid() {
+		bad("handler label %d is neither HandlerTopic nor HandlerName", c.handlerLabel)
 	}
 	if c.maxExceptionTypes < 1 {
 		bad("max exception types is %d, want at least 1", c.maxExceptionTypes)

@@ -36,6 +36,8 @@ type Metrics struct {
 	// pending counts produced messages' outcomes not yet resolved by a
 	// publish; while it is zero, publishes skip looking for them.
 	pending atomic.Int64
+
+	misuse misuseReports // misuse.go
 }
 
 // New creates the nine families, registers them with reg and returns the
@@ -90,7 +92,7 @@ type lastReceive struct {
 // comparisons.
 func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[lastReceive]) *receiveSeries {
 	ctx := msg.Context()
-	handler := handlerLabel(ctx)
+	handler := m.handlerOf(ctx)
 	subscriber := message.SubscriberNameFromCtx(ctx)
 	if m.dynamic {
 		return m.receiveSeries(m.brokerLabel(brokerFromTypeName(subscriber)), handler, m.customKey(msg))

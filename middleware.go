@@ -3,6 +3,7 @@ package wmprom
 import (
 	"sync/atomic"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -21,9 +22,28 @@ import (
 // so that a failure to publish a handler's produced messages counts the
 // message as an error, as it is then nacked.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return m.instrument(h, m.cfg.logger)
+}
+
+// instrument is Middleware with logger for the causes the router is not
+// told (logging.go) and for a nested middleware of m (misuse.go), which
+// passes messages through uncounted once it finds itself nested.
+func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
 	last := new(atomic.Pointer[lastReceive])
+	logged := logCauses(h, logger)
+	nested := new(atomic.Bool)
 	return func(msg *message.Message) ([]*message.Message, error) {
-		return m.handle(h, m.receiveSeriesFor(msg, last), msg)
+		if nested.Load() {
+			return h(msg)
+		}
+		s := m.receiveSeriesFor(msg, last)
+		if !s.nesting.enter(msg) {
+			nested.Store(true)
+			m.reportNested(logger, msg)
+			return h(msg)
+		}
+		defer s.nesting.leave(msg)
+		return m.handle(logged, s, msg)
 	}
 }
 

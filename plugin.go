@@ -18,8 +18,12 @@ func (m *Metrics) Plugin(r *message.Router) error {
 	if r == nil {
 		return errors.New("wmprom: Plugin needs a router, got nil")
 	}
-	r.AddMiddleware(m.Middleware)
-	r.AddPublisherDecorators(m.DecoratePublisher)
+	logger := m.cfg.logger
+	if logger == nil {
+		logger = r.Logger()
+	}
+	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc { return m.instrument(h, logger) })
+	r.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) { return m.decoratePublisher(pub, logger) })
 	r.AddSubscriberDecorators(m.decorateSubscriber)
 	return nil
 }

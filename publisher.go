@@ -3,6 +3,7 @@ package wmprom
 import (
 	"sync/atomic"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -16,11 +17,16 @@ import (
 // publisher's package; a wrapper of your own is looked through when it
 // has an Unwrap() message.Publisher method.
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
+	return m.decoratePublisher(pub, m.cfg.logger)
+}
+
+func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.LoggerAdapter) (message.Publisher, error) {
 	if pub == nil {
 		return nil, nil
 	}
-	if p, ok := pub.(*publisher); ok && p.metrics == m {
-		return pub, nil // already counted by m; wrapping again would count twice
+	if m.decoratedBy(pub) {
+		m.reportDecoratedTwice(logger) // wrapping again would count twice
+		return pub, nil
 	}
 	m.decoratesPublishers.Store(true)
 	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub))}

@@ -14,6 +14,7 @@ type receiveSeries struct {
 	duration   prometheus.Observer
 	processed  [statusCount]prometheus.Counter
 	exceptions *prometheus.CounterVec // curried down to exception_type
+	nesting    nesting                // misuse.go
 }
 
 // receiveKey identifies a receiveSeries by its label values (the custom

@@ -33,8 +33,8 @@ type subscriber struct {
 
 // Subscribe creates the handler's series at zero, then subscribes.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if s.known && topic != "" && !s.metrics.dynamic {
-		s.metrics.receiveSeries(s.broker, topic, s.metrics.customStatic)
+	if handler := s.handlerAtSubscribe(topic); s.known && handler != "" && !s.metrics.dynamic {
+		s.metrics.receiveSeries(s.broker, handler, s.metrics.customStatic)
 	}
 	return s.next.Subscribe(ctx, topic)
 }

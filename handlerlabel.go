@@ -1,0 +1,115 @@
+package wmprom
+
+import (
+	"context"
+	"reflect"
+	"unsafe"
+
+	"github.com/ThreeDotsLabs/watermill/message"
+)
+
+// HandlerLabel chooses what the handler label of the six receive families
+// names. Pass it to WithHandlerLabel.
+type HandlerLabel uint8
+
+const (
+	// HandlerTopic labels a handler with the topic it subscribes to, as
+	// FastStream labels a subscriber with its queue or subject. Handlers
+	// that subscribe to the same topic share their series. The default.
+	HandlerTopic HandlerLabel = iota
+	// HandlerName labels a handler with the name it was given in
+	// router.AddHandler (or AddNoPublisherHandler), so handlers that
+	// subscribe to the same topic (fan-out) get series of their own.
+	// Outside a router handler, the topic is used as with HandlerTopic.
+	HandlerName
+)
+
+// WithHandlerLabel chooses whether the handler label names the subscribed
+// topic (HandlerTopic, the default) or the router's handler name
+// (HandlerName). Either way the Plugin creates every handler's series at
+// zero when the router subscribes it. Handler names go into the label as
+// they are: name handlers after what they do, not after data.
+func WithHandlerLabel(l HandlerLabel) Option {
+	return func(c *config) { c.handlerLabel = l }
+}
+
+func (l HandlerLabel) valid() bool { return l <= HandlerName }
+
+// handlerOf is the handler label of a message whose router context is ctx.
+func (m *Metrics) handlerOf(ctx context.Context) string {
+	if m.cfg.handlerLabel == HandlerName {
+		if name := message.HandlerNameFromCtx(ctx); name != "" {
+			return name
+		}
+	}
+	return handlerLabel(ctx)
+}
+
+// handlerAtSubscribe is the handler label the middleware will give the
+// messages of sub, when it is known before the first message, else "".
+// The topic comes with Subscribe; the handler name does not, as the router
+// subscribes with its own context: it is read from the router's context
+// decorator, which wraps every handler's subscriber.
+func (s *subscriber) handlerAtSubscribe(topic string) string {
+	if s.metrics.cfg.handlerLabel == HandlerTopic {
+		return topic
+	}
+	if ctx, ok := handlerContextOf(s.next); ok {
+		return s.metrics.handlerOf(ctx)
+	}
+	return ""
+}
+
+var transformType = reflect.TypeOf((func(*message.Message))(nil))
+
+// handlerContextOf returns the context the router gives every message of the
+// handler whose subscriber is sub, by running the router's context
+// decorator on an empty message. That decorator
+// (message.MessageTransformSubscriberDecorator, applied by the router
+// before any other) keeps its function in an unexported field: it is read
+// with reflect and unsafe, and only if it has the expected type. ok is
+// false when the decorator is not found, for instance behind a subscriber
+// decorator of another package; the series then appear with the first
+// message.
+func handlerContextOf(sub message.Subscriber) (ctx context.Context, ok bool) {
+	v := reflect.ValueOf(sub)
+	for range 16 { // a bound, in case a decorator wraps itself
+		if v.Kind() == reflect.Interface {
+			v = v.Elem()
+		}
+		if v.Kind() != reflect.Pointer || v.IsNil() {
+			return nil, false
+		}
+		v = v.Elem()
+		if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/ThreeDotsLabs/watermill/message" {
+			return nil, false
+		}
+		if f := v.FieldByName("transform"); f.IsValid() && f.Type() == transformType {
+			transform := *(*func(*message.Message))(unsafe.Pointer(f.UnsafeAddr()))
+			return probe(transform)
+		}
+		inner, found := innerSubscriber(v)
+		if !found {
+			return nil, false
+		}
+		v = inner
+	}
+	return nil, false
+}
+
+// probe runs the router's transform on an empty message and returns the
+// context it gave it. The router's transform only sets context values; a
+// panic from another one is taken as "not known".
+func probe(transform func(*message.Message)) (ctx context.Context, ok bool) {
+	if transform == nil {
+		return nil, false
+	}
+	defer func() {
+		if recover() != nil {
+			ctx, ok = nil, false
+		}
+	}()
+	msg := message.NewMessage("", nil)
+	transform(msg)
+	return msg.Context(), true
+}
