@@ -72,7 +72,7 @@ var transformType = reflect.TypeOf((func(*message.Message))(nil))
 // decorator of another package; the series then appear with the first
 // message.
 func handlerContextOf(sub message.Subscriber) (ctx context.Context, ok bool) {
-	v := reflect.ValueOf(sub)
+	v := reflect.ValueOf(throughOurs(sub))
 	for range 16 { // a bound, in case a decorator wraps itself
 		if v.Kind() == reflect.Interface {
 			v = v.Elem()
@@ -112,4 +112,18 @@ func probe(transform func(*message.Message)) (ctx context.Context, ok bool) {
 	msg := message.NewMessage("", nil)
 	transform(msg)
 	return msg.Context(), true
+}
+
+// throughOurs looks through the subscriber decorators of the Plugins of
+// other Metrics on the same router, which the router applies after its
+// own context decorator.
+func throughOurs(sub message.Subscriber) message.Subscriber {
+	for range 16 {
+		s, ok := sub.(*subscriber)
+		if !ok {
+			break
+		}
+		sub = s.next
+	}
+	return sub
 }

@@ -61,24 +61,30 @@ func (m *Metrics) reportNested(logger watermill.LoggerAdapter, msg *message.Mess
 	}
 }
 
-// decoratedBy tells whether m already counts the publishes of pub,
-// looking through wrappers that have an Unwrap() message.Publisher method.
-func (m *Metrics) decoratedBy(pub message.Publisher) bool {
+// decoratedBy returns the decorator of m inside pub, if m already counts
+// its publishes, looking through wrappers that have an Unwrap()
+// message.Publisher method.
+func (m *Metrics) decoratedBy(pub message.Publisher) *publisher {
 	for range 16 { // a bound, in case a wrapper returns itself
 		if p, ok := pub.(*publisher); ok && p.metrics == m {
-			return true
+			return p
 		}
 		w, ok := pub.(publisherWrapper)
 		if !ok || w.Unwrap() == nil {
-			return false
+			return nil
 		}
 		pub = w.Unwrap()
 	}
-	return false
+	return nil
 }
 
-// reportDecoratedTwice reports, once per Metrics, a publisher decorated twice.
-func (m *Metrics) reportDecoratedTwice(logger watermill.LoggerAdapter) {
+// reportDecoratedTwice reports, once per Metrics, a publisher decorated
+// twice: on logger, else on the logger of the first decoration, which is
+// the router's when the Plugin made it.
+func (m *Metrics) reportDecoratedTwice(logger watermill.LoggerAdapter, first *publisher) {
+	if logger == nil {
+		logger = first.logger
+	}
 	if m.misuse.decoratedTwice.CompareAndSwap(false, true) {
 		orStderr(logger).Error(logDecoratedTwice, ErrInstrumentedTwice, nil)
 	}

@@ -24,12 +24,12 @@ func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.Logg
 	if pub == nil {
 		return nil, nil
 	}
-	if m.decoratedBy(pub) {
-		m.reportDecoratedTwice(logger) // wrapping again would count twice
+	if first := m.decoratedBy(pub); first != nil {
+		m.reportDecoratedTwice(logger, first) // wrapping again would count twice
 		return pub, nil
 	}
 	m.decoratesPublishers.Store(true)
-	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub))}
+	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub)), logger: logger}
 	if !m.dynamic {
 		for _, topic := range m.cfg.destinations {
 			m.publishSeries(p.broker, topic, m.customStatic)
@@ -43,6 +43,7 @@ type publisher struct {
 	metrics *Metrics
 	broker  string
 	last    atomic.Pointer[publishSeries]
+	logger  watermill.LoggerAdapter // misuse.go
 }
 
 // Publish publishes through the wrapped publisher and records the call.

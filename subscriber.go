@@ -53,7 +53,7 @@ var (
 // the middleware would name the broker differently: the router names a
 // subscriber that has a String method by that method.
 func subscriberBroker(sub message.Subscriber) (broker string, known bool) {
-	v := reflect.ValueOf(sub)
+	v := reflect.ValueOf(throughOurs(sub))
 	for {
 		t := v.Type()
 		if t.Kind() == reflect.Pointer {
