@@ -16,11 +16,14 @@ import (
 // Middleware sees one delivery as one message whatever Retry,
 // PoisonQueue or Recoverer do inside it; added last (which is what
 // Plugin does, since plugins run at Router.Run), it counts every attempt
-// those middlewares make. The README has the details.
+// those middlewares make.
 //
 // Add DecoratePublisher as a publisher decorator too (Plugin does both),
 // so that a failure to publish a handler's produced messages counts the
-// message as an error, as it is then nacked.
+// message as an error, as it is then nacked. Middleware logs the causes
+// of Reject, Skip and Ack only when WithLogger gives it a logger. Inside
+// another middleware of the same Metrics (the Plugin's, say), it passes
+// messages through uncounted and reports ErrInstrumentedTwice once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return m.instrument(h, m.cfg.logger)
 }

@@ -14,6 +14,11 @@ import (
 // after the middlewares added before, so Middleware ends up innermost:
 // it sees every attempt of a Retry and the errors a PoisonQueue or
 // Recoverer handles.
+//
+// The causes of Reject, Skip and Ack, and misuse reports, go to the
+// router's logger unless WithLogger says otherwise. Add either the Plugin
+// or Middleware to a router, not both: together, the Plugin's inner
+// middleware stops counting and reports ErrInstrumentedTwice.
 func (m *Metrics) Plugin(r *message.Router) error {
 	if r == nil {
 		return errors.New("wmprom: Plugin needs a router, got nil")

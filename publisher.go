@@ -15,11 +15,14 @@ import (
 // application uses directly. A nil publisher stays nil, as the router
 // passes nil for handlers without one. The broker label comes from the
 // publisher's package; a wrapper of your own is looked through when it
-// has an Unwrap() message.Publisher method.
+// has an Unwrap() message.Publisher method. A publisher m already
+// decorates (directly or behind such wrappers) is returned as it is, so
+// that its messages count once, and ErrInstrumentedTwice is reported once.
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
 	return m.decoratePublisher(pub, m.cfg.logger)
 }
 
+// decoratePublisher is DecoratePublisher with the logger for misuse reports.
 func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.LoggerAdapter) (message.Publisher, error) {
 	if pub == nil {
 		return nil, nil
