@@ -179,6 +179,55 @@ func ExampleWithHandlerLabel() {
 	// faststream_received_messages_total{app_name="faststream",broker="gochannel",handler="billing"} 1.0
 }
 
+// The causes of Reject, Skip and Ack reach a logger, as the router, told
+// nil, does not log them. Without WithLogger, the Plugin uses the router's
+// logger.
+func ExampleWithLogger() {
+	reg := prometheus.NewRegistry()
+	m, err := wmprom.New(reg, wmprom.WithLogger(printLogger{}))
+	if err != nil {
+		panic(err)
+	}
+	router, err := message.NewRouter(message.RouterConfig{}, watermill.NopLogger{})
+	if err != nil {
+		panic(err)
+	}
+	router.AddPlugin(m.Plugin)
+
+	pubSub := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
+	router.AddHandler("orders", "orders", pubSub, "payments", pubSub, func(msg *message.Message) ([]*message.Message, error) {
+		switch string(msg.Payload) {
+		case "":
+			return nil, wmprom.Reject(errors.New("empty order"))
+		case "test":
+			return nil, wmprom.Skip(errors.New("a test order"))
+		}
+		return nil, nil
+	})
+
+	run(router)
+	defer router.Close()
+	for i, payload := range []string{"", "test", `{"id":1}`} {
+		publish(pubSub, "orders", payload) // one at a time, to print the entries in order
+		waitFor(reg, "faststream_received_processed_messages_total", float64(i+1))
+	}
+	// Output:
+	// ERROR Handler rejected the message: acknowledged, not delivered again: wmprom: reject: empty order (handler_name=orders topic=orders)
+	// INFO Handler skipped the message: a test order (handler_name=orders topic=orders)
+}
+
+// printLogger prints the entries it gets without their message UUIDs,
+// which change from run to run.
+type printLogger struct{ watermill.NopLogger }
+
+func (printLogger) Error(msg string, err error, fields watermill.LogFields) {
+	fmt.Printf("ERROR %s: %v (handler_name=%v topic=%v)\n", msg, err, fields["handler_name"], fields["topic"])
+}
+
+func (printLogger) Info(msg string, fields watermill.LogFields) {
+	fmt.Printf("INFO %s: %v (handler_name=%v topic=%v)\n", msg, fields["cause"], fields["handler_name"], fields["topic"])
+}
+
 // run runs router until it is closed, and returns once it is running.
 func run(router *message.Router) {
 	go func() {
