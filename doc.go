@@ -21,7 +21,8 @@
 //
 //   - router.AddPlugin(m.Plugin) instruments the whole router: its
 //     handlers, the publishers of their produced messages, and every
-//     handler's series at zero from the moment the router subscribes it.
+//     handler's series at zero from the moment the router subscribes it
+//     (unless a WithLabelFunc label makes them depend on each message).
 //     Plugins run at Router.Run, after every middleware added before, so
 //     the Plugin's middleware is the innermost: it counts every attempt a
 //     Retry makes and sees the errors a PoisonQueue or Recoverer handles.
@@ -86,7 +87,8 @@
 //
 // # Exception types
 //
-// An error or a panic adds one to an exceptions family, with an
+// A handler's error (other than Ack, Nack, Reject and Skip), a panic, or
+// a failed publish adds one to an exceptions family, with an
 // exception_type that names the error's kind, never its text: an error
 // (anywhere in its chain) with an ErrorType() string method names its own
 // type; then "context.Canceled", "context.DeadlineExceeded" and "panic";
