@@ -32,11 +32,21 @@ func TestNestedMiddlewaresCountOnceAndReportOnce(t *testing.T) {
 	cases := []struct {
 		name    string
 		logger  bool // WithLogger, else the Plugin's router logger
+		opts    []Option
 		setup   func(r *message.Router, m *Metrics, h *message.Handler)
 		counted string
 		entries []string
 	}{{
 		name: "the Plugin and Middleware on the router",
+		setup: func(r *message.Router, m *Metrics, _ *message.Handler) {
+			r.AddMiddleware(m.Middleware)
+			r.AddPlugin(m.Plugin)
+		},
+		counted: "received 4, acked 3, error 1",
+		entries: []string{nestedEntry, redelivered},
+	}, {
+		name: "the Plugin and Middleware, with a label computed per message",
+		opts: []Option{WithLabelFunc("size", func(msg *message.Message) string { return fmt.Sprint(len(msg.Payload)) })},
 		setup: func(r *message.Router, m *Metrics, _ *message.Handler) {
 			r.AddMiddleware(m.Middleware)
 			r.AddPlugin(m.Plugin)
@@ -88,7 +98,7 @@ func TestNestedMiddlewaresCountOnceAndReportOnce(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			logger := newCaptureLogger()
-			var opts []Option
+			opts := append([]Option(nil), tc.opts...)
 			if tc.logger {
 				opts = append(opts, WithLogger(logger))
 			}
