@@ -66,35 +66,32 @@ var transformType = reflect.TypeOf((func(*message.Message))(nil))
 // handler whose subscriber is sub, by running the router's context
 // decorator on an empty message. That decorator
 // (message.MessageTransformSubscriberDecorator, applied by the router
-// before any other) keeps its function in an unexported field: it is read
-// with reflect and unsafe, and only if it has the expected type. ok is
-// false when the decorator is not found, for instance behind a subscriber
-// decorator of another package; the series then appear with the first
-// message.
+// before any other, so the innermost of its kind) keeps its function in an
+// unexported field: it is read with reflect and unsafe, and only if it has
+// the expected type. ok is false when the decorator is not found, for
+// instance behind a subscriber decorator of another package; the series
+// then appear with the first message.
 func handlerContextOf(sub message.Subscriber) (ctx context.Context, ok bool) {
+	var innermost func(*message.Message)
 	v := reflect.ValueOf(throughOurs(sub))
 	for range 16 { // a bound, in case a decorator wraps itself
-		if v.Kind() == reflect.Interface {
-			v = v.Elem()
-		}
 		if v.Kind() != reflect.Pointer || v.IsNil() {
-			return nil, false
+			break
 		}
 		v = v.Elem()
 		if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/ThreeDotsLabs/watermill/message" {
-			return nil, false
+			break
 		}
 		if f := v.FieldByName("transform"); f.IsValid() && f.Type() == transformType {
-			transform := *(*func(*message.Message))(unsafe.Pointer(f.UnsafeAddr()))
-			return probe(transform)
+			innermost = *(*func(*message.Message))(unsafe.Pointer(f.UnsafeAddr()))
 		}
 		inner, found := innerSubscriber(v)
 		if !found {
-			return nil, false
+			break
 		}
 		v = inner
 	}
-	return nil, false
+	return probe(innermost)
 }
 
 // probe runs the router's transform on an empty message and returns the

@@ -103,6 +103,22 @@ func TestHandlerLabelTellsFanOutHandlersApart(t *testing.T) {
 	}
 }
 
+// A Watermill transform decorator of the application's, added before the
+// Plugin, does not hide the router's: the series are there at zero.
+func TestHandlerNameBehindAWatermillDecorator(t *testing.T) {
+	m, reg := newMetrics(t, WithHandlerLabel(HandlerName))
+	runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
+		r.AddSubscriberDecorators(message.MessageTransformSubscriberDecorator(func(msg *message.Message) {
+			msg.Metadata.Set("seen_by", "app")
+		}))
+		r.AddPlugin(m.Plugin)
+		fanOut(r, ps)
+	})
+	assertSamples(t, reg, []string{"app_name"}, `
+		received_messages_total{broker="gochannel",handler="audit"} 0
+		received_messages_total{broker="gochannel",handler="billing"} 0`, "received_messages_total")
+}
+
 // foreignDecorator is a subscriber decorator of the application's own,
 // which hides the router's context decorator from the Plugin.
 type foreignDecorator struct{ message.Subscriber }
@@ -141,12 +157,17 @@ func TestHandlerContextOf(t *testing.T) {
 		t.Fatal(err)
 	}
 	panicking, _ := message.MessageTransformSubscriberDecorator(func(*message.Message) { panic("boom") })(ps)
+	// A transform of the application's own, applied after the router's.
+	outer, _ := message.MessageTransformSubscriberDecorator(func(msg *message.Message) {
+		msg.SetContext(context.WithValue(msg.Context(), probeKey{}, "overwritten"))
+	})(marked)
 	cases := []struct {
 		name string
 		sub  message.Subscriber
 		ok   bool
 	}{
 		{"the router's context decorator", marked, true},
+		{"inside another transform decorator", outer, true},
 		{"a plain subscriber", ps, false},
 		{"behind a foreign decorator", foreignDecorator{marked}, false},
 		{"a transform that panics", panicking, false},
