@@ -27,8 +27,11 @@ const (
 // WithHandlerLabel chooses whether the handler label names the subscribed
 // topic (HandlerTopic, the default) or the router's handler name
 // (HandlerName). Either way the Plugin creates every handler's series at
-// zero when the router subscribes it. Handler names go into the label as
-// they are: name handlers after what they do, not after data.
+// zero when the router subscribes it; with HandlerName, a subscriber
+// decorator of another package added before the Plugin hides the name
+// until the first message, whose series then appear. Handler names go
+// into the label as they are: name handlers after what they do, not after
+// data.
 func WithHandlerLabel(l HandlerLabel) Option {
 	return func(c *config) { c.handlerLabel = l }
 }
