@@ -49,6 +49,9 @@ type config struct {
 	destinations      []string
 	exemplars         bool
 	traceID           func(*message.Message) string
+	messageAge        bool // age.go
+	ageBuckets        []float64
+	publishTime       func(*message.Message) (time.Time, bool)
 	handlerLabel      HandlerLabel                  // handlerlabel.go
 	logger            watermill.LoggerAdapter       // logging.go; nil: the Plugin's router's, else none
 	now               func() time.Time              // tests replace both clocks to make durations exact
@@ -62,6 +65,7 @@ func newConfig(opts []Option) *config {
 		durationBuckets:   defaultDurationBuckets(),
 		maxExceptionTypes: defaultMaxExceptionTypes,
 		exemplars:         true,
+		ageBuckets:        defaultAgeBuckets(),
 		now:               time.Now,
 		since:             time.Since,
 	}
@@ -203,6 +207,9 @@ func (c *config) validate() error {
 		if d == "" {
 			bad("a declared destination is empty")
 		}
+	}
+	if err := c.checkAge(); err != nil {
+		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
 	for _, l := range c.custom {

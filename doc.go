@@ -100,6 +100,17 @@
 // counted as "other". The exceptions families have no series until their
 // first error.
 //
+// # Message age
+//
+// WithMessageAge(true) adds what FastStream does not measure: how long a
+// message waited between its publish and its handler, in the histogram
+// received_messages_age_seconds and the counters
+// received_messages_age_unknown_total (no readable publish time) and
+// received_messages_age_clamped_total (published in the future by this
+// host's clock), with the labels of the receive families. The publish
+// time comes from WithPublishTime (the broker's timestamp) or from the
+// stamp the decorated publisher writes under PublishedAtKey.
+//
 // # Label values
 //
 // No label value is ever empty, as dashboard 22130 hides such series: a

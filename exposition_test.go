@@ -31,7 +31,7 @@ func TestExposition(t *testing.T) {
 			})
 	})
 	tr.publish(t, "orders", string(make([]byte, 100)))
-	eventually(t, "3 processed", func() bool { return processedTotal(t, reg) == 3 })
+	waitProcessed(t, reg, 3)
 
 	want, err := os.Open("testdata/exposition.txt")
 	if err != nil {

@@ -20,6 +20,8 @@ type families struct {
 	publishDuration   *prometheus.HistogramVec // prefix_published_messages_duration_seconds
 	publishExceptions *prometheus.CounterVec   // prefix_published_messages_exceptions_total
 
+	age *ageFamilies // nil unless WithMessageAge(true); age.go
+
 	customNames []string // WithLabel and WithLabelFunc names, after the built-in labels
 }
 
@@ -32,6 +34,7 @@ func newFamilies(c *config) *families {
 
 	return &families{
 		customNames: custom,
+		age:         newAgeFamilies(c, receive),
 		received: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("received_messages_total"),
 			Help: "Messages received, counted before processing starts.",
@@ -89,6 +92,7 @@ func (f *families) register(reg prometheus.Registerer) error {
 	f.published = adopt(r, f.published)
 	f.publishDuration = adopt(r, f.publishDuration)
 	f.publishExceptions = adopt(r, f.publishExceptions)
+	f.age.adopt(r)
 	if r.err != nil {
 		for _, c := range r.added {
 			reg.Unregister(c)

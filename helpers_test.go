@@ -224,11 +224,46 @@ func processedTotal(t *testing.T, reg prometheus.Gatherer) float64 {
 	return counterValue(t, reg, "faststream_received_processed_messages_total", nil)
 }
 
+//lint:file-ignore SA1019 AddNoPublisherHandler, deprecated in Watermill v1.5, is the name that v1.4, the oldest supported, also has
+
 // addConsumer adds a handler without a publisher. The tests run on the
 // oldest Watermill the library supports (v1.4) as well as on the newest,
 // and AddConsumerHandler only came with v1.5: AddNoPublisherHandler is the
 // name both know.
 func addConsumer(r *message.Router, name, topic string, sub message.Subscriber, h message.NoPublishHandlerFunc) *message.Handler {
-	//lint:ignore SA1019 the name that Watermill v1.4, the oldest supported, also has
 	return r.AddNoPublisherHandler(name, topic, sub, h)
+}
+
+// waitSamples polls until the samples of families are exactly want: the
+// whole recorded state, not one counter of it, so that nothing recorded
+// a moment later is checked too early. A state that never comes fails
+// with the last difference.
+func waitSamples(t *testing.T, reg prometheus.Gatherer, omit []string, want string, families ...string) {
+	t.Helper()
+	want = dedent(want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got := samples(t, reg, omit, families...)
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("samples never became the expected ones\n--- got\n%s\n--- want\n%s", got, want)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// waitProcessed waits until n messages have a status and none is in
+// process any more. The gauge is read only once the n statuses are seen:
+// taking a message out of the gauge is the last thing recording it does,
+// so the gauge at zero after that means every count of the n messages is
+// there. (Read in the same scrape, the gauge could have been collected
+// before the last message even came in.)
+func waitProcessed(t *testing.T, reg prometheus.Gatherer, n int) {
+	t.Helper()
+	eventually(t, fmt.Sprintf("%d processed", n), func() bool { return processedTotal(t, reg) == float64(n) })
+	eventually(t, "nothing in process", func() bool {
+		return counterValue(t, reg, "faststream_received_messages_in_process", nil) == 0
+	})
 }

@@ -126,7 +126,7 @@ func TestLabelValues(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			eventually(t, "2 processed", func() bool { return processedTotal(t, reg) == 2 })
+			waitProcessed(t, reg, 2)
 			assertSamples(t, reg, nil, tc.want, "received_messages_total", "published_messages_total")
 		})
 	}

@@ -29,13 +29,9 @@ type Metrics struct {
 	processExceptionTypes *exceptionTypes
 	publishExceptionTypes *exceptionTypes
 
-	// decoratesPublishers is set once DecoratePublisher has wrapped a
-	// publisher: only then can the middleware leave the status of a
-	// message with produced messages to the publish that follows.
-	decoratesPublishers atomic.Bool
-	// pending counts produced messages' outcomes not yet resolved by a
-	// publish; while it is zero, publishes skip looking for them.
-	pending atomic.Int64
+	// undecided holds the statuses of messages whose produced messages
+	// the router has yet to publish (produced.go).
+	undecided undecided
 
 	misuse misuseReports // misuse.go
 }
@@ -67,6 +63,9 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	}
 	if !m.dynamic {
 		m.customStatic = customValues(cfg.custom, nil)
+	}
+	if err := reg.Register(sweeper{m}); err != nil {
+		return nil, fmt.Errorf("wmprom: cannot register the status sweeper: %w", err)
 	}
 	return m, nil
 }

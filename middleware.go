@@ -18,12 +18,19 @@ import (
 // Plugin does, since plugins run at Router.Run), it counts every attempt
 // those middlewares make.
 //
-// Add DecoratePublisher as a publisher decorator too (Plugin does both),
-// so that a failure to publish a handler's produced messages counts the
-// message as an error, as it is then nacked. Middleware logs the causes
-// of Reject, Skip and Ack only when WithLogger gives it a logger. Inside
-// another middleware of the same Metrics (the Plugin's, say), it passes
-// messages through uncounted and reports ErrInstrumentedTwice once.
+// A message whose handler returns produced messages stays in process
+// until the router has published them: its status is error if the router
+// then nacks it, and acked otherwise. With DecoratePublisher on the
+// router's publishers too (Plugin does both), the status is decided when
+// the publish returns and a failed publish counts its error's type as the
+// exception; without it, the status is decided from the message's ack or
+// nack at the next message, publish or scrape, and a nack counts the
+// exception type "unknown".
+//
+// Middleware logs the causes of Reject, Skip and Ack only when WithLogger
+// gives it a logger. Inside another middleware of the same Metrics (the
+// Plugin's, say), it passes messages through uncounted and reports
+// ErrInstrumentedTwice once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return m.instrument(h, m.cfg.logger)
 }
@@ -51,6 +58,8 @@ func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapt
 }
 
 func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.Message) (produced []*message.Message, err error) {
+	m.sweep(false)
+	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
 	add(s.received, 1, ex)
 	s.size.Observe(float64(len(msg.Payload)))
@@ -59,36 +68,51 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	start := m.cfg.now()
 	returned := false
 	defer func() {
-		observe(s.duration, m.cfg.since(start).Seconds(), ex)
-		s.inProcess.Dec()
 		if !returned {
 			// The handler panicked. Count it and let the panic go on
 			// unrecovered: recovering is the business of a Recoverer
 			// middleware or of the router.
-			add(s.processed[statusError], 1, ex)
-			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
+			observe(s.duration, m.cfg.since(start).Seconds(), ex)
+			m.record(s, statusError, exceptionPanic, ex)
 		}
 	}()
 	produced, err = h(msg)
 	returned = true
+	observe(s.duration, m.cfg.since(start).Seconds(), ex)
 
 	v := decide(msg, err, poisonedBefore)
 	if v.dropped {
 		produced = nil
 	}
 	if v.routerErr == nil && !v.ownAck && len(produced) > 0 {
-		if m.awaitPublish(s, msg, produced, ex) {
+		if !noPublisher(msg) {
+			m.await(s, msg, produced, v.status, ex)
 			return produced, nil
 		}
+		v.status, v.exception = statusError, message.ErrOutputInNoPublisherHandler
 	}
-	m.record(s, v.status, v.exception, ex)
+	exception := ""
+	if v.exception != nil {
+		exception = m.processExceptionTypes.of(v.exception)
+	}
+	m.record(s, v.status, exception, ex)
 	return produced, v.routerErr
 }
 
-// record counts one processed message of s.
-func (m *Metrics) record(s *receiveSeries, st status, exception error, ex prometheus.Labels) {
-	add(s.processed[st], 1, ex)
-	if exception != nil {
-		add(s.exceptions.WithLabelValues(m.processExceptionTypes.of(exception)), 1, ex)
+// noPublisher tells whether msg's handler was added with a nil publisher:
+// the router then fails with ErrOutputInNoPublisherHandler before any
+// publish, which gives the exception its exact type.
+func noPublisher(msg *message.Message) bool {
+	return message.PublisherNameFromCtx(msg.Context()) == "<nil>"
+}
+
+// record counts one processed message of s, with an exception when
+// exceptionType is not empty, and takes it out of the in-process gauge
+// last: once the gauge is down, everything about the message is recorded.
+func (m *Metrics) record(s *receiveSeries, st status, exceptionType string, ex prometheus.Labels) {
+	if exceptionType != "" {
+		add(s.exceptions.WithLabelValues(exceptionType), 1, ex)
 	}
+	add(s.processed[st], 1, ex)
+	s.inProcess.Dec()
 }

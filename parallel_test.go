@@ -46,7 +46,7 @@ func TestParallelHandlers(t *testing.T) {
 		}
 	}
 	wg.Wait()
-	eventually(t, "all processed", func() bool { return processedTotal(t, reg) == handlers*perHandler })
+	waitProcessed(t, reg, handlers*perHandler)
 	want := ""
 	for i := range handlers {
 		topic := fmt.Sprintf("topic-%d", i)

@@ -13,7 +13,9 @@ import (
 // with router.AddPlugin(m.Plugin). Plugins run when the router starts,
 // after the middlewares added before, so Middleware ends up innermost:
 // it sees every attempt of a Retry and the errors a PoisonQueue or
-// Recoverer handles.
+// Recoverer handles. With both on the router, a handler's produced
+// messages are published through this Metrics' decorator, which records
+// the status of the message that produced them when the publish returns.
 //
 // The causes of Reject, Skip and Ack, and misuse reports, go to the
 // router's logger unless WithLogger says otherwise. Add either the Plugin

@@ -10,6 +10,12 @@ import (
 // DecoratePublisher wraps pub so that every Publish records the three
 // publish families: one duration observation per call, len(messages)
 // published with status success or error, and one exception on error.
+//
+// A panic in pub counts as a failed publish with exception type "panic"
+// and goes on to the caller. On a router's publisher, the publish also
+// decides the status of the message whose handler returned the messages
+// (see Middleware).
+//
 // It is a message.PublisherDecorator, for
 // router.AddPublisherDecorators, and works as well on a publisher the
 // application uses directly. A nil publisher stays nil, as the router
@@ -31,7 +37,6 @@ func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.Logg
 		m.reportDecoratedTwice(logger, first) // wrapping again would count twice
 		return pub, nil
 	}
-	m.decoratesPublishers.Store(true)
 	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub)), logger: logger}
 	if !m.dynamic {
 		for _, topic := range m.cfg.destinations {
@@ -52,10 +57,24 @@ type publisher struct {
 // Publish publishes through the wrapped publisher and records the call.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m := p.metrics
+	m.sweep(false)
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	ex := m.exemplar(firstMessage(msgs))
+	m.stampPublishTime(msgs)
 	start := m.cfg.now()
+	returned := false
+	defer func() {
+		if !returned {
+			// A panicking publisher failed to publish: count it so, and
+			// let the panic go on to the caller, as if wmprom were not here.
+			observe(s.duration, m.cfg.since(start).Seconds(), ex)
+			add(s.failed, float64(len(msgs)), ex)
+			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
+			m.published(msgs, nil, true)
+		}
+	}()
 	err := p.next.Publish(topic, msgs...)
+	returned = true
 	observe(s.duration, m.cfg.since(start).Seconds(), ex)
 	if err != nil {
 		add(s.failed, float64(len(msgs)), ex)
@@ -63,7 +82,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	} else {
 		add(s.succeeded, float64(len(msgs)), ex)
 	}
-	m.settle(msgs, err)
+	m.published(msgs, err, false)
 	return err
 }
 

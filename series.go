@@ -14,7 +14,8 @@ type receiveSeries struct {
 	duration   prometheus.Observer
 	processed  [statusCount]prometheus.Counter
 	exceptions *prometheus.CounterVec // curried down to exception_type
-	nesting    nesting                // misuse.go
+	age        ageSeries
+	nesting    nesting // misuse.go
 }
 
 // receiveKey identifies a receiveSeries by its label values (the custom
@@ -44,6 +45,7 @@ func (f *families) newReceiveSeries(key receiveKey, app string, custom []string)
 		inProcess:  f.inProcess.WithLabelValues(values...),
 		duration:   f.processDuration.WithLabelValues(values...),
 		exceptions: f.processExceptions.MustCurryWith(f.named(labelHandler, values)),
+		age:        f.age.newAgeSeries(values),
 	}
 	for st := range statusCount {
 		s.processed[st] = f.processed.WithLabelValues(insert(values, 3, st.String())...)

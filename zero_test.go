@@ -48,7 +48,7 @@ func TestPluginCreatesHandlerSeriesAtZero(t *testing.T) {
 	// The first message counts on the series that already exists: the
 	// labels the middleware computes match the early ones.
 	tr.publish(t, "orders", "x")
-	eventually(t, "1 processed", func() bool { return processedTotal(t, reg) == 1 })
+	waitProcessed(t, reg, 1)
 	assertSamples(t, reg, []string{"app_name"}, `
 		received_messages_total{broker="gochannel",handler="orders",region="eu"} 1
 		received_messages_total{broker="gochannel",handler="payments",region="eu"} 0`,

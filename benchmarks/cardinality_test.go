@@ -28,9 +28,8 @@ var cardinalities = []int{10, 1000, 10000}
 // handlerInstrumentation instruments handlers and a publisher one by one,
 // as a router does for each handler it runs.
 type handlerInstrumentation struct {
-	name     string
-	new      func(tb testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator)
-	families string // what the families are, for the log
+	name string
+	new  func(tb testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator)
 }
 
 var handlerInstrumentations = []handlerInstrumentation{

@@ -35,10 +35,16 @@ type instrumentation struct {
 	add func(tb testing.TB, r *message.Router, reg *prometheus.Registry)
 }
 
-// routerInstrumentations are the three setups every end-to-end benchmark
+// routerInstrumentations are the four setups every end-to-end benchmark
 // compares, in the order benchstat shows them: the first is the base.
+// "hooks" hooks into the router exactly where the wmprom Plugin does (a
+// middleware, a publisher decorator and a subscriber decorator) but does
+// nothing there: what wmprom costs beyond it is the cost of recording.
 var routerInstrumentations = []instrumentation{
 	{name: "none", add: func(testing.TB, *message.Router, *prometheus.Registry) {}},
+	{name: "hooks", add: func(_ testing.TB, r *message.Router, _ *prometheus.Registry) {
+		r.AddPlugin(noopPlugin)
+	}},
 	{name: "wmprom", add: func(tb testing.TB, r *message.Router, reg *prometheus.Registry) {
 		m, err := wmprom.New(reg)
 		if err != nil {
@@ -51,6 +57,35 @@ var routerInstrumentations = []instrumentation{
 		// subscriber decorators on every handler.
 		metrics.NewPrometheusMetricsBuilder(reg, "", "").AddPrometheusRouterMetrics(r)
 	}},
+}
+
+// noopPlugin adds the same three hooks as wmprom's Plugin, each passing
+// straight through, so that the router runs the same extra layers.
+func noopPlugin(r *message.Router) error {
+	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
+		return func(msg *message.Message) ([]*message.Message, error) { return h(msg) }
+	})
+	r.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) {
+		return noopPublisher{pub}, nil
+	})
+	r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
+		return noopSubscriber{sub}, nil
+	})
+	return nil
+}
+
+// noopPublisher and noopSubscriber are decorators that add a layer and
+// nothing else.
+type noopPublisher struct{ message.Publisher }
+
+func (p noopPublisher) Publish(topic string, msgs ...*message.Message) error {
+	return p.Publisher.Publish(topic, msgs...)
+}
+
+type noopSubscriber struct{ message.Subscriber }
+
+func (s noopSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return s.Subscriber.Subscribe(ctx, topic)
 }
 
 // pipeline counts the messages a round has carried to its end and, when

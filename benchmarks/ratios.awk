@@ -1,7 +1,8 @@
 # ratios.awk pairs the end-to-end benchmarks run in the same round and
 # prints, for each benchmark, the median, lowest and highest ratio of
-# throughputs (msgs/s) over the rounds: wmprom/none, watermill/none and
-# wmprom/watermill. Pairing by round cancels what a round's load does to
+# throughputs (msgs/s) over the rounds: hooks/none (the cost of hooking
+# in at all), wmprom/hooks (the cost of recording), wmprom/none,
+# watermill/none and wmprom/watermill. Pairing by round cancels what a round's load does to
 # all variants alike. Input: the output of interleaved rounds (run.sh).
 #
 #   awk -f benchmarks/ratios.awk benchmarks/results/endtoend.txt
@@ -21,9 +22,9 @@
 	benches[bench] = 1
 }
 END {
-	split("wmprom none watermill none wmprom watermill", pair, " ")
+	np = split("hooks none wmprom hooks wmprom none watermill none wmprom watermill", pair, " ")
 	for (b in benches)
-		for (p = 1; p <= 5; p += 2)
+		for (p = 1; p < np; p += 2)
 			for (r = 1; (b, pair[p], r) in val && (b, pair[p + 1], r) in val; r++)
 				printf "%s\t%s/%s\t%.4f\n", b, pair[p], pair[p + 1], val[b, pair[p], r] / val[b, pair[p + 1], r]
 }

@@ -66,11 +66,14 @@ fi
 	"$benchstat" "hot path=$out/hotpath.txt"
 	echo
 	echo "### End to end, against no instrumentation"
-	"$benchstat" -col '/instr@(none wmprom watermill)' "$out/endtoend.txt"
+	"$benchstat" -col '/instr@(none hooks wmprom watermill)' "$out/endtoend.txt"
 	echo
 	echo "### End to end, throughput ratios of the same round"
 	awk -f "$root/benchmarks/ratios.awk" "$out/endtoend.txt" |
 		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+	echo
+	echo "### End to end, wmprom against the do-nothing hooks"
+	"$benchstat" -col '/instr@(hooks wmprom)' -filter '.unit:(sec/op OR msgs/s OR cpu-ns/op OR allocs/op)' "$out/endtoend.txt"
 	echo
 	echo "### End to end, wmprom against Watermill's metrics"
 	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"

@@ -20,6 +20,9 @@ func newKafkaBroker(cfg config) broker {
 	return broker{
 		name: "kafka",
 		addr: strings.Join(cfg.kafkaAddrs, ","),
+		// Kafka keeps a timestamp with every record and watermill-kafka hands
+		// it over: the message age needs no stamp in the metadata.
+		publishTime: func(msg *message.Message) (time.Time, bool) { return kafka.MessageTimestampFromCtx(msg.Context()) },
 		connect: func(_ context.Context, logger watermill.LoggerAdapter) (*connection, error) {
 			pubCfg := kafka.DefaultSaramaSyncPublisherConfig()
 			pubCfg.Net.DialTimeout = 5 * time.Second

@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,6 +44,11 @@ type config struct {
 	verbose     bool
 	healthcheck bool
 	stall       time.Duration
+	// slowBroker's payments stage slows down for slowFor at the end of
+	// every slowEvery, to show a backlog building on the message age panels.
+	slowBroker string
+	slowEvery  time.Duration
+	slowFor    time.Duration
 }
 
 func main() {
@@ -86,6 +92,10 @@ func parseConfig(args []string) (config, error) {
 	fs.StringVar(&cfg.redisAddr, "redis-addr", envOr("REDIS_ADDR", "localhost:6379"), "Redis address (env REDIS_ADDR)")
 	fs.DurationVar(&cfg.stall, "stall-timeout", 20*time.Second,
 		"restart a broker session whose publishes fail or hang this long (consumption gets 1.5 times as long)")
+	fs.StringVar(&cfg.slowBroker, "slow-broker", "",
+		"broker whose payments handler slows down periodically, building a backlog (default: the first of -brokers other than kafka, whose partitions are consumed in parallel; none: no slow phases)")
+	fs.DurationVar(&cfg.slowEvery, "slow-every", 2*time.Minute, "period of the slow phases")
+	fs.DurationVar(&cfg.slowFor, "slow-for", 30*time.Second, "length of each slow phase, at the end of each period (0: no slow phases)")
 	fs.BoolVar(&cfg.verbose, "v", false, "also log Watermill's own messages, including every simulated failure")
 	fs.BoolVar(&cfg.healthcheck, "healthcheck", false, "probe the /metrics endpoint at -addr and exit 0 if it answers (for container health checks)")
 	if err := fs.Parse(args); err != nil {
@@ -114,7 +124,30 @@ func parseConfig(args []string) (config, error) {
 	if len(cfg.brokers) == 0 {
 		return cfg, errors.New("-brokers is empty")
 	}
-	return cfg, nil
+	return cfg, checkSlow(&cfg)
+}
+
+// checkSlow validates the slow phase flags and picks the default broker.
+func checkSlow(cfg *config) error {
+	switch {
+	case cfg.slowFor < 0:
+		return fmt.Errorf("-slow-for must not be negative, got %v", cfg.slowFor)
+	case cfg.slowEvery <= 0:
+		return fmt.Errorf("-slow-every must be positive, got %v", cfg.slowEvery)
+	case cfg.slowFor >= cfg.slowEvery:
+		return fmt.Errorf("-slow-for %v must be shorter than -slow-every %v, or the handler never catches up", cfg.slowFor, cfg.slowEvery)
+	}
+	switch cfg.slowBroker {
+	case "":
+		cfg.slowBroker = defaultSlowBroker(cfg.brokers)
+	case "none":
+		cfg.slowFor = 0
+	default:
+		if !slices.Contains(cfg.brokers, cfg.slowBroker) {
+			return fmt.Errorf("-slow-broker %q is not one of -brokers %v", cfg.slowBroker, cfg.brokers)
+		}
+	}
+	return nil
 }
 
 func splitList(s string) []string {
@@ -137,11 +170,19 @@ func run(cfg config) error {
 	// The broker is named rather than detected because the demo's flaky
 	// publisher wrapper hides the broker's publisher type. The pipeline's
 	// topics are declared so that their publish series exist at zero before
-	// the first order, and increase() counts even that one.
+	// the first order, and increase() counts even that one. Message age is
+	// on: from Kafka's own timestamps, elsewhere from the publisher's stamp.
 	metrics := map[string]*wmprom.Metrics{}
 	for _, name := range cfg.brokers {
 		topics := (&pipeline{prefix: name}).topics()
-		m, err := wmprom.New(reg, wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name), wmprom.WithDestinations(topics...))
+		opts := []wmprom.Option{
+			wmprom.WithAppName(cfg.appName), wmprom.WithBroker(name), wmprom.WithDestinations(topics...),
+			wmprom.WithMessageAge(true),
+		}
+		if pt := brokerFactories[name](cfg).publishTime; pt != nil {
+			opts = append(opts, wmprom.WithPublishTime(pt))
+		}
+		m, err := wmprom.New(reg, opts...)
 		if err != nil {
 			return fmt.Errorf("create metrics for %s: %w", name, err)
 		}
@@ -171,12 +212,18 @@ func run(cfg config) error {
 	defer stop()
 
 	wmLogger := newWatermillLogger(logger, cfg.verbose)
+	started := time.Now()
+	if cfg.slowFor > 0 {
+		logger.Info("slow phases: a payments handler falls behind, then catches up",
+			"broker", cfg.slowBroker, "every", cfg.slowEvery, "for", cfg.slowFor)
+	}
 	var wg sync.WaitGroup
 	for _, name := range cfg.brokers {
 		s := &supervisor{
 			broker:  brokerFactories[name](cfg),
 			metrics: metrics[name],
 			rate:    cfg.rate,
+			slow:    slowFor(cfg, name, started),
 			stall:   cfg.stall,
 			log:     logger.With("broker", name),
 			wmLog:   wmLogger,
@@ -213,4 +260,26 @@ func metricsURL(listenAddr string) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port) + "/metrics"
+}
+
+// defaultSlowBroker is the first of brokers that delivers a subscription's
+// messages one at a time. watermill-kafka consumes a topic's partitions in
+// parallel (kfake creates 10 by default), so a slower handler there keeps
+// up and builds no backlog to show; Kafka is picked only when alone.
+func defaultSlowBroker(brokers []string) string {
+	for _, b := range brokers {
+		if b != "kafka" {
+			return b
+		}
+	}
+	return brokers[0]
+}
+
+// slowFor returns the slow phase of broker's pipeline, nil for a broker that
+// keeps its pace.
+func slowFor(cfg config, broker string, start time.Time) *slowPhase {
+	if broker != cfg.slowBroker {
+		return nil
+	}
+	return newSlowPhase(start, cfg.slowEvery, cfg.slowFor, cfg.rate)
 }

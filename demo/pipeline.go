@@ -41,6 +41,8 @@ type stage struct {
 	failures []outcome
 	// publishFailRate is the share of produced messages whose publish fails.
 	publishFailRate float64
+	// slowsDown marks the stage that the pipeline's slow phase, if any, slows.
+	slowsDown bool
 }
 
 var stages = []stage{
@@ -67,6 +69,7 @@ var stages = []stage{
 			{0.02, func() error { return wmprom.Nack(errProviderThrottled) }},
 		},
 		publishFailRate: 0.03,
+		slowsDown:       true,
 	},
 	{
 		topic: "notifications",
@@ -86,6 +89,7 @@ var orderSize = mix(0.6, logUniformInt(40, 400), mix(0.75, logUniformInt(400, 4_
 type pipeline struct {
 	prefix string
 	health *pipelineHealth
+	slow   *slowPhase // nil: this broker's pipeline never slows down
 }
 
 func (p *pipeline) topic(suffix string) string { return p.prefix + "-" + suffix }
@@ -123,8 +127,13 @@ func (p *pipeline) addHandlers(router *message.Router, conn *connection) error {
 }
 
 func (p *pipeline) handle(st stage, msg *message.Message) ([]*message.Message, error) {
-	p.health.consumed(time.Now())
-	timer := time.NewTimer(st.work())
+	now := time.Now()
+	p.health.consumed(now)
+	work := st.work()
+	if st.slowsDown && p.slow.active(now) {
+		work = p.slow.work
+	}
+	timer := time.NewTimer(work)
 	defer timer.Stop()
 	select {
 	case <-timer.C:

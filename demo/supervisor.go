@@ -22,6 +22,9 @@ type broker struct {
 	// addr says where the broker lives, so that "cannot connect" log lines are actionable.
 	addr    string
 	connect func(ctx context.Context, logger watermill.LoggerAdapter) (*connection, error)
+	// publishTime reads the broker's own timestamp of a consumed message, for
+	// wmprom.WithPublishTime; nil where the Watermill subscriber drops it.
+	publishTime func(*message.Message) (time.Time, bool)
 }
 
 // connection is one live session with a broker.
@@ -68,6 +71,7 @@ type supervisor struct {
 	broker  broker
 	metrics *wmprom.Metrics
 	rate    float64
+	slow    *slowPhase
 	// stall is how long publishing may fail or hang before the session is
 	// restarted. Brokers' clients reconnect by themselves when they can; this
 	// catches the cases where they silently cannot.
@@ -87,8 +91,7 @@ func (s *supervisor) run(ctx context.Context) {
 		if time.Since(started) > healthySession {
 			backoff = minBackoff
 		}
-		// Jitter keeps several demos (or brokers) from hammering a recovering server in lockstep.
-		wait := backoff/2 + rand.N(backoff/2+1)
+		wait := jittered(backoff)
 		// err.Error(), not err: slog prints errors with %+v, which for pkg/errors
 		// (used by the Watermill pub/subs) means a stack trace in the line.
 		s.log.Warn("broker unavailable, retrying", "addr", s.broker.addr, "err", err.Error(), "retry_in", wait.Round(time.Millisecond))
@@ -97,8 +100,20 @@ func (s *supervisor) run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		backoff = min(backoff*2, maxBackoff)
+		backoff = nextBackoff(backoff)
 	}
+}
+
+// jittered is the wait before the next attempt: a random time between half
+// and all of backoff (0.5-1 s for the first retry). Jitter keeps several
+// demos (or brokers) from hammering a recovering server in lockstep.
+func jittered(backoff time.Duration) time.Duration {
+	return backoff/2 + rand.N(backoff/2+1)
+}
+
+// nextBackoff doubles backoff up to maxBackoff.
+func nextBackoff(backoff time.Duration) time.Duration {
+	return min(backoff*2, maxBackoff)
 }
 
 // session runs one connection until ctx ends (nil) or the broker fails (the reason).
@@ -119,7 +134,7 @@ func (s *supervisor) session(ctx context.Context) error {
 	}
 	router.AddPlugin(s.metrics.Plugin)
 	health := &pipelineHealth{publishDeadAfter: s.stall, consumeDeadAfter: s.stall * 3 / 2}
-	p := &pipeline{prefix: s.broker.name, health: health}
+	p := &pipeline{prefix: s.broker.name, health: health, slow: s.slow}
 	if err := p.addHandlers(router, conn); err != nil {
 		return err
 	}

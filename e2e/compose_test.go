@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/url"
 	"os"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -30,24 +32,32 @@ const (
 	svcGrafana    = "grafana"
 )
 
-// loadCompose loads docker-compose.yml with the Compose specification's own
-// loader (schema validation, interpolation, path resolution), as `docker
-// compose config` would, with no environment from the host.
-func loadCompose(t *testing.T) (*types.Project, string) {
+// The opt-in override that publishes the brokers' ports on the host.
+const brokersOverride = "docker-compose.brokers.yml"
+
+// loadCompose loads docker-compose.yml, and any override files after it,
+// with the Compose specification's own loader (schema validation,
+// interpolation, path resolution, merging), as `docker compose config`
+// would, with no environment from the host.
+func loadCompose(t *testing.T, overrides ...string) (*types.Project, string) {
 	t.Helper()
 	root, err := filepath.Abs("..")
 	if err != nil {
 		t.Fatal(err)
 	}
+	files := []string{filepath.Join(root, "docker-compose.yml")}
+	for _, o := range overrides {
+		files = append(files, filepath.Join(root, o))
+	}
 	ctx := context.Background()
-	details, err := loader.LoadConfigFiles(ctx, []string{filepath.Join(root, "docker-compose.yml")}, root)
+	details, err := loader.LoadConfigFiles(ctx, files, root)
 	if err != nil {
-		t.Fatalf("load docker-compose.yml: %v", err)
+		t.Fatalf("load %v: %v", files, err)
 	}
 	details.Environment = types.Mapping{}
 	project, err := loader.LoadWithContext(ctx, *details)
 	if err != nil {
-		t.Fatalf("docker-compose.yml is not a valid Compose file: %v", err)
+		t.Fatalf("%v is not a valid Compose project: %v", files, err)
 	}
 	return project, root
 }
@@ -92,13 +102,14 @@ func TestComposeStack(t *testing.T) {
 	})
 
 	t.Run("start order", func(t *testing.T) {
+		// Nothing waits for a health check: the demo retries brokers by
+		// itself, and Prometheus and Grafana must come up even when a broker
+		// or the demo never becomes healthy. The demo waits only for the
+		// broker containers to be started, so `docker compose up demo`
+		// brings them along and its first connections rarely need a retry.
+		started := types.ServiceConditionStarted
 		want := map[string]map[string]string{
-			svcDemo: {
-				svcKafka: types.ServiceConditionHealthy, svcRabbit: types.ServiceConditionHealthy,
-				svcNATS: types.ServiceConditionHealthy, svcRedis: types.ServiceConditionHealthy,
-			},
-			svcPrometheus: {svcDemo: types.ServiceConditionHealthy},
-			svcGrafana:    {svcPrometheus: types.ServiceConditionHealthy, svcDashboards: types.ServiceConditionCompletedSuccessfully},
+			svcDemo: {svcKafka: started, svcRabbit: started, svcNATS: started, svcRedis: started},
 		}
 		for _, s := range p.Services {
 			got := map[string]string{}
@@ -197,12 +208,36 @@ func TestComposeStack(t *testing.T) {
 		if err != nil || port != "8000" {
 			t.Fatalf("DEMO_ADDR=%q, want :8000", env("DEMO_ADDR"))
 		}
-		published := false
-		for _, pc := range demo.Ports {
-			published = published || (pc.Target == 8000 && pc.Published == "8000")
+	})
+
+	t.Run("published ports", func(t *testing.T) {
+		// By default only what a person opens: Grafana, Prometheus and the
+		// demo's /metrics. A broker already running on the host must not
+		// make the stack fail with "port is already allocated".
+		want := []string{svcDemo + " 8000:8000", svcGrafana + " 3000:3000", svcPrometheus + " 9090:9090"}
+		if got := publishedPorts(p); !slices.Equal(got, want) {
+			t.Errorf("published ports %v, want only %v", got, want)
 		}
-		if !published {
-			t.Errorf("demo does not publish port 8000: %+v", demo.Ports)
+		// The opt-in override adds the brokers' ports, and only those.
+		withBrokers, _ := loadCompose(t, brokersOverride)
+		want = slices.Sorted(slices.Values(append(want,
+			svcKafka+" 9094:9094", svcRabbit+" 5672:5672", svcRabbit+" 15672:15672",
+			svcNATS+" 4222:4222", svcNATS+" 8222:8222", svcRedis+" 6379:6379")))
+		if got := publishedPorts(withBrokers); !slices.Equal(got, want) {
+			t.Errorf("with %s, published ports %v, want %v", brokersOverride, got, want)
+		}
+		// The Kafka port published is the listener Kafka advertises to the host.
+		kafka := service(t, withBrokers, svcKafka)
+		if l := *kafka.Environment["KAFKA_ADVERTISED_LISTENERS"]; !strings.Contains(l, "HOST://localhost:9094") {
+			t.Errorf("Kafka advertises %s, want HOST://localhost:9094 for the published port", l)
+		}
+		// The command the docs give for the override is the one in the file.
+		raw, err := os.ReadFile(filepath.Join(root, brokersOverride))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cmd := "docker compose -f docker-compose.yml -f " + brokersOverride + " up"; !strings.Contains(string(raw), cmd) {
+			t.Errorf("%s does not show its command %q", brokersOverride, cmd)
 		}
 	})
 
@@ -364,11 +399,51 @@ func TestComposeStack(t *testing.T) {
 			t.Errorf("grafana-dashboards mounts %q at %s, want the grafana-dashboards volume", vol, path)
 		}
 		script := strings.Join(init.Command, " ")
-		if !strings.Contains(script, "https://grafana.com/api/dashboards/22130/revisions/latest/download") ||
-			!strings.Contains(script, path+"/") {
-			t.Errorf("grafana-dashboards does not download dashboard 22130 into %s: %s", path, script)
+		if !strings.Contains(script, `"https://grafana.com/api/dashboards/22130/revisions/$rev/download"`) ||
+			!strings.Contains(script, "rev=$"+revisionVar+"\n") || !strings.Contains(script, path+"/") {
+			t.Errorf("grafana-dashboards does not download dashboard 22130 at $%s into %s: %s", revisionVar, path, script)
+		}
+		if strings.Contains(script, "latest") {
+			t.Errorf("grafana-dashboards downloads an unpinned revision: %s", script)
 		}
 	})
+
+	t.Run("dashboard 22130 revision", func(t *testing.T) {
+		// Named in one place: the default of one variable in docker-compose.yml.
+		raw, err := os.ReadFile(filepath.Join(root, "docker-compose.yml"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := strings.Count(string(raw), "${"+revisionVar+":-"); n != 1 {
+			t.Errorf("docker-compose.yml gives %s a default %d times, want once", revisionVar, n)
+		}
+		rev := service(t, p, svcDashboards).Environment[revisionVar]
+		if rev == nil || !regexp.MustCompile(`^[1-9][0-9]*$`).MatchString(*rev) {
+			t.Fatalf("grafana-dashboards has %s=%v, want a revision number", revisionVar, rev)
+		}
+		// The revision the tests evaluate the dashboard's queries on.
+		d := loadDashboard(t)
+		if got := strconv.Itoa(d.Version); got != *rev {
+			t.Errorf("the stack downloads dashboard 22130 revision %s; the tests use revision %s (its \"version\")", *rev, got)
+		}
+		t.Logf("dashboard 22130 pinned at revision %s, the one the tests use", *rev)
+	})
+}
+
+// revisionVar names the revision of dashboard 22130 the stack downloads.
+const revisionVar = "DASHBOARD_22130_REVISION"
+
+// publishedPorts lists "service target:published" for every port a
+// project publishes on the host, sorted.
+func publishedPorts(p *types.Project) []string {
+	var ports []string
+	for _, s := range p.Services {
+		for _, pc := range s.Ports {
+			ports = append(ports, fmt.Sprintf("%s %d:%s", s.Name, pc.Target, pc.Published))
+		}
+	}
+	slices.Sort(ports)
+	return ports
 }
 
 // checkExemplarLinks requires the datasource to turn the trace_id label of

@@ -34,8 +34,8 @@ const dataTimeout = 75 * time.Second
 func TestDashboards(t *testing.T) {
 	t.Run("gochannel", func(t *testing.T) {
 		t.Parallel()
-		demo := startDemo(t, "-brokers", "gochannel", "-rate", "25")
-		checkDashboards(t, demo, []string{"gochannel"})
+		demo := startDemo(t, "-brokers", "gochannel", "-rate", "25", "-slow-broker", "gochannel", "-slow-every", slowEvery, "-slow-for", slowFor)
+		checkDashboards(t, demo, []string{"gochannel"}, "gochannel")
 		demo.stop(t)
 	})
 
@@ -56,16 +56,22 @@ func TestDashboards(t *testing.T) {
 			"-amqp-url", env["WMPROM_TEST_AMQP"],
 			"-nats-url", env["WMPROM_TEST_NATS"],
 			"-redis-addr", env["WMPROM_TEST_REDIS"],
+			"-slow-broker", "rabbit", "-slow-every", slowEvery, "-slow-for", slowFor,
 		)
-		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"})
+		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"}, "rabbit")
 		demo.stop(t)
 	})
 }
 
+// The demo's payments handler on one broker slows down for slowFor at the
+// end of every slowEvery: the first slow phase starts 30 s after the demo.
+const slowEvery, slowFor = "45s", "15s"
+
 // checkDashboards runs a Prometheus scraping demo and checks both
 // dashboards against it, then the exemplars the demo's traced messages
-// leave on the latency histograms.
-func checkDashboards(t *testing.T, demo *demoProc, brokers []string) {
+// leave on the latency histograms, then the message age of slowBroker's
+// slowed handler.
+func checkDashboards(t *testing.T, demo *demoProc, brokers []string, slowBroker string) {
 	t.Helper()
 	prom := startPrometheus(t, demo.hostPort())
 	t.Run("22130", func(t *testing.T) {
@@ -79,6 +85,9 @@ func checkDashboards(t *testing.T, demo *demoProc, brokers []string) {
 	})
 	t.Run("exemplars", func(t *testing.T) {
 		checkDemoExemplars(t, prom, brokers)
+	})
+	t.Run("message age", func(t *testing.T) {
+		checkMessageAge(t, prom, brokers, slowBroker)
 	})
 }
 

@@ -36,6 +36,7 @@ type dashboard struct {
 	statusShares bool
 
 	UID        string      `json:"uid"`
+	Version    int         `json:"version"` // the grafana.com revision of a downloaded dashboard
 	Panels     []dashPanel `json:"panels"`
 	Templating struct {
 		List []struct {
@@ -238,8 +239,8 @@ func TestOwnDashboardQueriesParse(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(panels) != 20 {
-		t.Fatalf("found %d panel queries, want the 20 of %s", len(panels), ownDashboardPath)
+	if len(panels) != 25 {
+		t.Fatalf("found %d panel queries, want the 25 of %s", len(panels), ownDashboardPath)
 	}
 	var withExemplars []string
 	for _, q := range panels {

@@ -21,6 +21,9 @@ import (
 // prometheusBinary is Debian's prometheus package; .ci/run installs it.
 const prometheusBinary = "/usr/bin/prometheus"
 
+// rulesPath is the project's recording and alerting rules.
+const rulesPath = "../prometheus/wmprom.rules.yml"
+
 // promServer is a real Prometheus scraping the demo.
 type promServer struct {
 	base string // http://127.0.0.1:port
@@ -40,15 +43,22 @@ func startPrometheus(t *testing.T, target string) *promServer {
 		t.Skipf("SKIPPED, NOT PASSED: no Prometheus server at %s (install Debian's prometheus package, as .ci/run does, or set WMPROM_PROMETHEUS): %v", bin, err)
 	}
 	dir := t.TempDir()
+	// The project's rules run too, so that the recorded series the alerts
+	// read can be queried as in production.
+	rules, err := filepath.Abs(rulesPath)
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := fmt.Sprintf(`global:
   scrape_interval: 1s
   scrape_timeout: 1s
   evaluation_interval: 1s
+rule_files: [%q]
 scrape_configs:
   - job_name: wmprom-demo
     static_configs:
       - targets: [%q]
-`, target)
+`, rules, target)
 	cfgPath := filepath.Join(dir, "prometheus.yml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)

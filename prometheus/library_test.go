@@ -27,12 +27,13 @@ func (p stubPublisher) Publish(string, ...*message.Message) error { return p.err
 func (p stubPublisher) Close() error                              { return nil }
 
 // exposedSeries runs wmprom once through every code path that creates a
-// family and returns, per exposed series name (histograms split into
-// _bucket, _sum and _count), its label names, plus the duration buckets.
-func exposedSeries(t *testing.T) (map[string][]string, []float64) {
+// family, with the optional message age families on, and returns, per
+// exposed series name (histograms split into _bucket, _sum and _count), its
+// label names, plus each histogram's buckets by its _bucket series name.
+func exposedSeries(t *testing.T) (map[string][]string, map[string][]float64) {
 	t.Helper()
 	reg := prometheus.NewRegistry()
-	m, err := wmprom.New(reg, wmprom.WithAppName("demo"))
+	m, err := wmprom.New(reg, wmprom.WithAppName("demo"), wmprom.WithMessageAge(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +55,7 @@ func exposedSeries(t *testing.T) (map[string][]string, []float64) {
 		t.Fatal(err)
 	}
 	series := map[string][]string{}
-	var durationBuckets []float64
+	buckets := map[string][]float64{}
 	for _, mf := range mfs {
 		if len(mf.GetMetric()) == 0 {
 			continue
@@ -72,16 +73,16 @@ func exposedSeries(t *testing.T) (map[string][]string, []float64) {
 		series[name+"_sum"] = labels
 		series[name+"_count"] = labels
 		series[name+"_bucket"] = sortedWith(labels, "le")
-		if name == "faststream_received_processed_messages_duration_seconds" {
-			for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
-				durationBuckets = append(durationBuckets, b.GetUpperBound())
-			}
+		for _, b := range mf.GetMetric()[0].GetHistogram().GetBucket() {
+			buckets[name+"_bucket"] = append(buckets[name+"_bucket"], b.GetUpperBound())
 		}
 	}
-	if len(series) != 15 { // 6 counters and gauges + 3 histograms x 3
-		t.Fatalf("wmprom exposed %d series names, want 15: %v", len(series), series)
+	// 6 counters and gauges + 3 histograms x 3, and the message age
+	// families: 2 counters + 1 histogram x 3.
+	if len(series) != 20 {
+		t.Fatalf("wmprom exposed %d series names, want 20: %v", len(series), series)
 	}
-	return series, durationBuckets
+	return series, buckets
 }
 
 func sortedWith(labels []string, extra string) []string {
@@ -162,16 +163,22 @@ func TestRulesMatchLibrary(t *testing.T) {
 		t.Logf("%s: %d input series checked against wmprom's label sets", f, n)
 	}
 
-	// The latency alert means "more than 1% of messages took longer than
-	// the threshold" only when the threshold is a bucket boundary.
-	if !slices.Contains(buckets, 1) {
-		t.Errorf("the p99 threshold 1s is not one of wmprom's default duration buckets %v", buckets)
+	// The latency and age alerts mean "more than 1% of messages took
+	// longer than the threshold" only when the threshold is a bucket
+	// boundary.
+	for family, threshold := range map[string]float64{
+		"faststream_received_processed_messages_duration_seconds_bucket": 1,
+		"faststream_received_messages_age_seconds_bucket":                60,
+	} {
+		if !slices.Contains(buckets[family], threshold) {
+			t.Errorf("the p99 threshold %vs is not one of wmprom's default buckets of %s %v", threshold, family, buckets[family])
+		}
 	}
 }
 
 // checkBucket insists that unit-test buckets are real default buckets, so the
 // quantiles computed in the tests are ones production can produce.
-func checkBucket(t *testing.T, file, name, le string, buckets []float64) {
+func checkBucket(t *testing.T, file, name, le string, buckets map[string][]float64) {
 	t.Helper()
 	if le == "+Inf" {
 		return
@@ -181,7 +188,7 @@ func checkBucket(t *testing.T, file, name, le string, buckets []float64) {
 		t.Errorf("%s: %s has an unparsable le=%q", file, name, le)
 		return
 	}
-	if name == "faststream_received_processed_messages_duration_seconds_bucket" && !slices.Contains(buckets, v) {
-		t.Errorf("%s: %s le=%q is not a default duration bucket %v", file, name, le, buckets)
+	if !slices.Contains(buckets[name], v) {
+		t.Errorf("%s: %s le=%q is not a default bucket %v", file, name, le, buckets[name])
 	}
 }

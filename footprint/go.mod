@@ -1,0 +1,3 @@
+module github.com/wmprom/wmprom/footprint
+
+go 1.26.0
