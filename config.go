@@ -23,6 +23,7 @@ type Option func(*config)
 const (
 	defaultPrefix            = "faststream"
 	defaultMaxExceptionTypes = 50
+	defaultMaxLabelSets      = 1000
 )
 
 func defaultSizeBuckets() []float64 {
@@ -38,24 +39,26 @@ func defaultDurationBuckets() []float64 {
 }
 
 type config struct {
-	prefix            string
-	appName           *string // nil: the prefix, as FastStream does
-	broker            *string // nil: detected per subscriber and publisher
-	sizeBuckets       []float64
-	durationBuckets   []float64
-	custom            []customLabel
-	errorType         func(error) string
-	maxExceptionTypes int
-	destinations      []string
-	exemplars         bool
-	traceID           func(*message.Message) string
-	messageAge        bool // age.go
-	ageBuckets        []float64
-	publishTime       func(*message.Message) (time.Time, bool)
-	handlerLabel      HandlerLabel                  // handlerlabel.go
-	logger            watermill.LoggerAdapter       // logging.go; nil: the Plugin's router's, else none
-	now               func() time.Time              // tests replace both clocks to make durations exact
-	since             func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
+	prefix             string
+	appName            *string // nil: the prefix, as FastStream does
+	broker             *string // nil: detected per subscriber and publisher
+	sizeBuckets        []float64
+	durationBuckets    []float64
+	custom             []customLabel
+	errorType          func(error) string
+	maxExceptionTypes  int
+	maxLabelSets       int
+	destinations       []string            // WithDestinations: for publishers of any broker
+	brokerDestinations map[string][]string // WithBrokerDestinations: broker label -> topics
+	exemplars          bool
+	traceID            func(*message.Message) string
+	messageAge         bool // age.go
+	ageBuckets         []float64
+	publishTime        func(*message.Message) (time.Time, bool)
+	handlerLabel       HandlerLabel                  // handlerlabel.go
+	logger             watermill.LoggerAdapter       // logging.go; nil: the Plugin's router's, else none
+	now                func() time.Time              // tests replace both clocks to make durations exact
+	since              func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
 
 func newConfig(opts []Option) *config {
@@ -64,6 +67,7 @@ func newConfig(opts []Option) *config {
 		sizeBuckets:       defaultSizeBuckets(),
 		durationBuckets:   defaultDurationBuckets(),
 		maxExceptionTypes: defaultMaxExceptionTypes,
+		maxLabelSets:      defaultMaxLabelSets,
 		exemplars:         true,
 		ageBuckets:        defaultAgeBuckets(),
 		now:               time.Now,
@@ -78,7 +82,8 @@ func newConfig(opts []Option) *config {
 }
 
 // WithAppName sets the app_name label of every series. The default is the
-// metric prefix ("faststream"), as in FastStream.
+// metric prefix ("faststream"), as in FastStream. New refuses a name that
+// is empty, not valid UTF-8 or longer than MaxLabelValueRunes runes.
 func WithAppName(name string) Option {
 	return func(c *config) { c.appName = &name }
 }
@@ -90,7 +95,8 @@ func WithPrefix(prefix string) Option {
 }
 
 // WithBroker sets the broker label instead of detecting it from the type
-// of each subscriber and publisher.
+// of each subscriber and publisher. New refuses a name that is empty, not
+// valid UTF-8 or longer than MaxLabelValueRunes runes.
 func WithBroker(name string) Option {
 	return func(c *config) { c.broker = &name }
 }
@@ -109,23 +115,28 @@ func WithDurationBuckets(buckets []float64) Option {
 }
 
 // WithLabel adds a label with a fixed value to all nine families, after
-// the built-in labels and in the order the options are given.
+// the built-in labels and in the order the options are given. New refuses
+// a value that is empty, not valid UTF-8 or longer than
+// MaxLabelValueRunes runes.
 func WithLabel(name, value string) Option {
 	return func(c *config) { c.custom = append(c.custom, customLabel{name: name, value: value}) }
 }
 
 // WithLabelFunc adds a label to all nine families whose value fn computes
 // from each consumed or published message (for a batch publish, from its
-// first message). An empty result is recorded as "unknown". Every distinct
-// value makes new series: keep the set of values small.
+// first message). An empty result is recorded as "unknown", an invalid
+// one is repaired as every label value from user data is (see
+// MaxLabelValueRunes). Every distinct value makes new series: keep the
+// set of values small; past WithMaxLabelSets they are counted as "other".
 func WithLabelFunc(name string, fn func(*message.Message) string) Option {
 	return func(c *config) { c.custom = append(c.custom, customLabel{name: name, fn: fn, dynamic: true}) }
 }
 
 // WithErrorType replaces the classifier that turns an error into the
 // exception_type label; nil keeps the default. An empty result falls back
-// to the default classifier. Whatever it returns, at most WithMaxExceptionTypes distinct
-// values are kept per family.
+// to the default classifier; an invalid one is repaired as every label
+// value from user data is (see MaxLabelValueRunes). Whatever it returns,
+// at most WithMaxExceptionTypes distinct values are kept per family.
 func WithErrorType(fn func(error) string) Option {
 	return func(c *config) { c.errorType = fn }
 }
@@ -138,12 +149,48 @@ func WithMaxExceptionTypes(n int) Option {
 }
 
 // WithDestinations declares topics the application publishes to, so that
-// every decorated publisher creates their series at zero before its first
-// publish; increase() and rate() then see even the first message. Topics
-// not declared get their series on their first publish, whose first
-// message those functions miss.
+// their series exist at zero before the first publish; increase() and
+// rate() then see even the first message. Topics not declared get their
+// series on their first publish, whose first message those functions
+// miss.
+//
+// The series are created on every publisher DecoratePublisher wraps,
+// except Watermill's placeholder publisher of consumer-only handlers,
+// which never publishes. That is right for a service that publishes to
+// one broker. A service with publishers of several brokers should use
+// WithBrokerDestinations instead, or each of them shows series at zero
+// for topics it never publishes to.
 func WithDestinations(topics ...string) Option {
 	return func(c *config) { c.destinations = append(c.destinations, topics...) }
+}
+
+// WithBrokerDestinations declares topics the application publishes to
+// through publishers of one broker, named by its broker label ("kafka",
+// "rabbit", "nats", "redis", or whatever WithBroker or detection gives):
+// only decorated publishers with that broker label create their series
+// at zero. Give it once per broker; see WithDestinations for why series
+// at zero matter.
+func WithBrokerDestinations(broker string, topics ...string) Option {
+	return func(c *config) {
+		if c.brokerDestinations == nil {
+			c.brokerDestinations = map[string][]string{}
+		}
+		c.brokerDestinations[broker] = append(c.brokerDestinations[broker], topics...)
+	}
+}
+
+// WithMaxLabelSets bounds how many label sets a Metrics creates, counted
+// apart for receiving and publishing (default 1000 each). A receive label
+// set is one broker, handler and custom label values (the dozen series
+// of one handler); a publish label set is one broker, destination and
+// custom label values. Label sets, not series, are counted, so that the
+// bound does not depend on the number of buckets. Past the bound, messages
+// are counted in one overflow set per broker whose handler or
+// destination, and WithLabelFunc labels, read "other" (static WithLabel
+// values stay), so topics per tenant or a label function returning ids
+// cannot flood Prometheus.
+func WithMaxLabelSets(n int) Option {
+	return func(c *config) { c.maxLabelSets = n }
 }
 
 // WithExemplars turns exemplars on (the default) or off. When on, a
@@ -185,11 +232,15 @@ func (c *config) validate() error {
 	if !metricPrefixRE.MatchString(c.prefix) {
 		bad("prefix %q is not a valid metric name prefix", c.prefix)
 	}
-	if c.appName != nil && *c.appName == "" {
-		bad("app name is empty")
+	if c.appName != nil {
+		if p := staticValueProblem("app name", *c.appName); p != "" {
+			bad("%s", p)
+		}
 	}
-	if c.broker != nil && *c.broker == "" {
-		bad("broker name is empty")
+	if c.broker != nil {
+		if p := staticValueProblem("broker name", *c.broker); p != "" {
+			bad("%s", p)
+		}
 	}
 	if err := checkBuckets(c.sizeBuckets); err != nil {
 		bad("received size buckets: %v", err)
@@ -203,9 +254,22 @@ func (c *config) validate() error {
 	if c.maxExceptionTypes < 1 {
 		bad("max exception types is %d, want at least 1", c.maxExceptionTypes)
 	}
+	if c.maxLabelSets < 1 {
+		bad("max label sets is %d, want at least 1", c.maxLabelSets)
+	}
 	for _, d := range c.destinations {
-		if d == "" {
-			bad("a declared destination is empty")
+		if p := staticValueProblem("a declared destination", d); p != "" {
+			bad("%s", p)
+		}
+	}
+	for broker, topics := range c.brokerDestinations {
+		if p := staticValueProblem("the broker of declared destinations", broker); p != "" {
+			bad("%s", p)
+		}
+		for _, d := range topics {
+			if p := staticValueProblem(fmt.Sprintf("a declared destination of broker %q", broker), d); p != "" {
+				bad("%s", p)
+			}
 		}
 	}
 	if err := c.checkAge(); err != nil {
@@ -222,8 +286,8 @@ func (c *config) validate() error {
 			bad("label %q is given twice", l.name)
 		case l.dynamic && l.fn == nil:
 			bad("label %q has a nil function", l.name)
-		case !l.dynamic && l.value == "":
-			bad("label %q has an empty value", l.name)
+		case !l.dynamic && staticValueProblem("", l.value) != "":
+			bad("%s", staticValueProblem(fmt.Sprintf("label %q value", l.name), l.value))
 		}
 		seen[l.name] = true
 	}

@@ -31,9 +31,19 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"label clashing with handler", []Option{WithLabel("handler", "x")}, `label "handler" clashes with a built-in label`},
 		{"label clashing with le", []Option{WithLabelFunc("le", labelFn)}, `label "le" clashes`},
 		{"duplicate label", []Option{WithLabel("team", "a"), WithLabelFunc("team", labelFn)}, `label "team" is given twice`},
-		{"empty static label value", []Option{WithLabel("team", "")}, `label "team" has an empty value`},
+		{"empty static label value", []Option{WithLabel("team", "")}, `label "team" value is empty`},
 		{"nil label func", []Option{WithLabelFunc("team", nil)}, `label "team" has a nil function`},
 		{"no exception types", []Option{WithMaxExceptionTypes(0)}, "max exception types is 0, want at least 1"},
+		{"no label sets", []Option{WithMaxLabelSets(0)}, "max label sets is 0, want at least 1"},
+		{"app name not UTF-8", []Option{WithAppName("shop\xff")}, `app name "shop\xff" is not valid UTF-8`},
+		{"app name too long", []Option{WithAppName(strings.Repeat("a", MaxLabelValueRunes+1))}, "app name is 257 runes long, more than MaxLabelValueRunes (256)"},
+		{"broker not UTF-8", []Option{WithBroker("\xfe")}, `broker name "\xfe" is not valid UTF-8`},
+		{"static label value not UTF-8", []Option{WithLabel("team", "a\xffb")}, `label "team" value "a\xffb" is not valid UTF-8`},
+		{"static label value too long", []Option{WithLabel("team", strings.Repeat("é", MaxLabelValueRunes+1))}, `label "team" value is 257 runes long`},
+		{"destination not UTF-8", []Option{WithDestinations("ok", "bad\xff\xfe-t")}, `a declared destination "bad\xff\xfe-t" is not valid UTF-8`},
+		{"empty destination", []Option{WithDestinations("")}, "a declared destination is empty"},
+		{"destination of a broker not UTF-8", []Option{WithBrokerDestinations("kafka", "\xff")}, `a declared destination of broker "kafka" "\xff" is not valid UTF-8`},
+		{"broker of destinations empty", []Option{WithBrokerDestinations("", "payments")}, "the broker of declared destinations is empty"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

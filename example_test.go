@@ -295,3 +295,38 @@ func printMetrics(metrics http.Handler, names ...string) {
 		}
 	}
 }
+
+// A service that publishes to two brokers declares each broker's topics
+// for that broker only: a publisher gets series at zero just for the
+// topics it can publish to.
+func ExampleWithBrokerDestinations() {
+	reg := prometheus.NewRegistry()
+	m, err := wmprom.New(reg,
+		wmprom.WithBrokerDestinations("kafka", "payments"),
+		wmprom.WithBrokerDestinations("gochannel", "audit"))
+	if err != nil {
+		panic(err)
+	}
+	pub, err := m.DecoratePublisher(gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{}))
+	if err != nil {
+		panic(err)
+	}
+	_ = pub
+
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() != "faststream_published_messages_total" {
+			continue
+		}
+		for _, s := range mf.GetMetric() {
+			var labels []string
+			for _, l := range s.GetLabel() {
+				labels = append(labels, l.GetName()+"="+l.GetValue())
+			}
+			fmt.Println(strings.Join(labels, " "), s.GetCounter().GetValue())
+		}
+	}
+	// Output:
+	// app_name=faststream broker=gochannel destination=audit status=error 0
+	// app_name=faststream broker=gochannel destination=audit status=success 0
+}

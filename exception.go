@@ -14,7 +14,7 @@ import (
 // would say little.
 const (
 	exceptionPanic    = "panic"
-	exceptionOverflow = "other"
+	exceptionOverflow = overflowValue
 )
 
 // errorTyper lets an error name its own exception_type; it wins over
@@ -87,7 +87,7 @@ func typeName(err error) string {
 	if err == nil {
 		return unknown
 	}
-	return nonEmpty(strings.TrimLeft(reflect.TypeOf(err).String(), "*"))
+	return labelValue(strings.TrimLeft(reflect.TypeOf(err).String(), "*"))
 }
 
 // exceptionTypes bounds the exception_type values of one family: the
@@ -112,7 +112,10 @@ func (e *exceptionTypes) of(err error) string {
 	if t == "" {
 		t = defaultErrorType(err)
 	}
-	return e.admit(t)
+	// An ErrorType method or a WithErrorType function is user code: its
+	// result is made a valid label value before it is counted against the
+	// bound, so two spellings of one broken value take one place.
+	return e.admit(labelValue(t))
 }
 
 func (e *exceptionTypes) admit(t string) string {

@@ -32,10 +32,7 @@ func (m *Metrics) exemplar(msg *message.Message) prometheus.Labels {
 	} else {
 		id = traceIDFromTraceparent(msg.Metadata.Get(traceparentKey))
 	}
-	if id == "" {
-		return nil
-	}
-	return prometheus.Labels{exemplarLabel: id}
+	return exemplarLabels(id)
 }
 
 // traceIDFromTraceparent reads the trace id out of a W3C traceparent

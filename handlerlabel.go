@@ -27,25 +27,29 @@ const (
 // WithHandlerLabel chooses whether the handler label names the subscribed
 // topic (HandlerTopic, the default) or the router's handler name
 // (HandlerName). Either way the Plugin creates every handler's series at
-// zero when the router subscribes it; with HandlerName, a subscriber
-// decorator of another package added before the Plugin hides the name
-// until the first message, whose series then appear. Handler names go
-// into the label as they are: name handlers after what they do, not after
-// data.
+// zero when the router subscribes it, as long as the subscriber
+// decorators added before the Plugin keep what they wrap in a field
+// (otherwise neither the broker nor the name is known before the first
+// message). Handler names are made label values as topics are: name
+// handlers after what they do, not after data.
 func WithHandlerLabel(l HandlerLabel) Option {
 	return func(c *config) { c.handlerLabel = l }
 }
 
 func (l HandlerLabel) valid() bool { return l <= HandlerName }
 
-// handlerOf is the handler label of a message whose router context is ctx.
+// handlerOf is the handler label, before it is made a valid label value,
+// of a message whose router context is ctx.
 func (m *Metrics) handlerOf(ctx context.Context) string {
 	if m.cfg.handlerLabel == HandlerName {
 		if name := message.HandlerNameFromCtx(ctx); name != "" {
 			return name
 		}
 	}
-	return handlerLabel(ctx)
+	if topic := message.SubscribeTopicFromCtx(ctx); topic != "" {
+		return topic
+	}
+	return message.HandlerNameFromCtx(ctx)
 }
 
 // handlerAtSubscribe is the handler label the middleware will give the
@@ -69,32 +73,31 @@ var transformType = reflect.TypeOf((func(*message.Message))(nil))
 // handler whose subscriber is sub, by running the router's context
 // decorator on an empty message. That decorator
 // (message.MessageTransformSubscriberDecorator, applied by the router
-// before any other, so the innermost of its kind) keeps its function in an
-// unexported field: it is read with reflect and unsafe, and only if it has
-// the expected type. ok is false when the decorator is not found, for
-// instance behind a subscriber decorator of another package; the series
-// then appear with the first message.
+// before any other, so the innermost of its type) keeps its function in
+// an unexported field: it is read with reflect and unsafe, and only if it
+// has the expected type. ok is false when the decorator is not found, for
+// instance behind a decorator that does not keep what it wraps in a
+// field; the series then appear with the first message.
 func handlerContextOf(sub message.Subscriber) (ctx context.Context, ok bool) {
-	var innermost func(*message.Message)
-	v := reflect.ValueOf(throughOurs(sub))
-	for range 16 { // a bound, in case a decorator wraps itself
-		if v.Kind() != reflect.Pointer || v.IsNil() {
-			break
+	chain := decoratorChain(reflect.ValueOf(sub), subscriberType, unwrapSubscriber)
+	for i := len(chain) - 1; i >= 0; i-- {
+		if isRouterContextDecorator(chain[i].Type()) {
+			return probe(transformOf(chain[i]))
 		}
-		v = v.Elem()
-		if v.Kind() != reflect.Struct || v.Type().PkgPath() != "github.com/ThreeDotsLabs/watermill/message" {
-			break
-		}
-		if f := v.FieldByName("transform"); f.IsValid() && f.Type() == transformType {
-			innermost = *(*func(*message.Message))(unsafe.Pointer(f.UnsafeAddr()))
-		}
-		inner, found := innerSubscriber(v)
-		if !found {
-			break
-		}
-		v = inner
 	}
-	return probe(innermost)
+	return nil, false
+}
+
+// transformOf reads the function of a router context decorator.
+func transformOf(v reflect.Value) func(*message.Message) {
+	if v.Kind() != reflect.Pointer || v.IsNil() {
+		return nil
+	}
+	f := v.Elem().FieldByName("transform")
+	if !f.IsValid() || f.Type() != transformType || !f.CanAddr() {
+		return nil
+	}
+	return *(*func(*message.Message))(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // probe runs the router's transform on an empty message and returns the
@@ -112,18 +115,4 @@ func probe(transform func(*message.Message)) (ctx context.Context, ok bool) {
 	msg := message.NewMessage("", nil)
 	transform(msg)
 	return msg.Context(), true
-}
-
-// throughOurs looks through the subscriber decorators of the Plugins of
-// other Metrics on the same router, which the router applies after its
-// own context decorator.
-func throughOurs(sub message.Subscriber) message.Subscriber {
-	for range 16 {
-		s, ok := sub.(*subscriber)
-		if !ok {
-			break
-		}
-		sub = s.next
-	}
-	return sub
 }

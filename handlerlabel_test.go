@@ -119,28 +119,65 @@ func TestHandlerNameBehindAWatermillDecorator(t *testing.T) {
 		received_messages_total{broker="gochannel",handler="billing"} 0`, "received_messages_total")
 }
 
-// foreignDecorator is a subscriber decorator of the application's own,
-// which hides the router's context decorator from the Plugin.
+// foreignDecorator is a subscriber decorator of the application's own
+// that keeps what it wraps in a field, where the Plugin finds it.
 type foreignDecorator struct{ message.Subscriber }
 
-// Behind a subscriber decorator of another package, the handler name is
-// not known at Subscribe: the series appear with the first message, and
-// count exactly as they would otherwise.
-func TestHandlerNameBehindAForeignDecorator(t *testing.T) {
-	m, reg := newMetrics(t, WithHandlerLabel(HandlerName))
-	tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
-		r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
-			return foreignDecorator{sub}, nil
+// opaqueDecorator hides what it wraps in closures: nothing can be known
+// through it before a message.
+type opaqueDecorator struct {
+	subscribe func(context.Context, string) (<-chan *message.Message, error)
+	close     func() error
+}
+
+func hide(sub message.Subscriber) message.Subscriber {
+	return opaqueDecorator{subscribe: sub.Subscribe, close: sub.Close}
+}
+
+func (d opaqueDecorator) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return d.subscribe(ctx, topic)
+}
+
+func (d opaqueDecorator) Close() error { return d.close() }
+
+// Behind an application's subscriber decorator the handler names are
+// found at Subscribe as long as the decorator keeps what it wraps in a
+// field; behind one that hides it, neither broker nor name is known, and
+// the series appear with the first message. Either way they count
+// exactly.
+func TestHandlerNameBehindADecorator(t *testing.T) {
+	cases := []struct {
+		name     string
+		decorate func(message.Subscriber) message.Subscriber
+		zero     string
+	}{{
+		name:     "a decorator with a field",
+		decorate: func(sub message.Subscriber) message.Subscriber { return foreignDecorator{sub} },
+		zero: `
+			received_messages_total{broker="gochannel",handler="audit"} 0
+			received_messages_total{broker="gochannel",handler="billing"} 0`,
+	}, {
+		name:     "a decorator that hides what it wraps",
+		decorate: hide,
+	}}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			m, reg := newMetrics(t, WithHandlerLabel(HandlerName))
+			tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
+				r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
+					return tc.decorate(sub), nil
+				})
+				r.AddPlugin(m.Plugin)
+				fanOut(r, ps)
+			})
+			assertSamples(t, reg, []string{"app_name"}, tc.zero, "received_messages_total")
+			tr.publish(t, "orders", "order-1")
+			settled(t, reg, 3)
+			assertSamples(t, reg, []string{"app_name"}, `
+				received_messages_total{broker="gochannel",handler="audit"} 1
+				received_messages_total{broker="gochannel",handler="billing"} 2`, "received_messages_total")
 		})
-		r.AddPlugin(m.Plugin)
-		fanOut(r, ps)
-	})
-	assertSamples(t, reg, nil, "", "received_messages_total")
-	tr.publish(t, "orders", "order-1")
-	settled(t, reg, 3)
-	assertSamples(t, reg, []string{"app_name"}, `
-		received_messages_total{broker="gochannel",handler="audit"} 1
-		received_messages_total{broker="gochannel",handler="billing"} 2`, "received_messages_total")
+	}
 }
 
 type probeKey struct{}
@@ -169,7 +206,8 @@ func TestHandlerContextOf(t *testing.T) {
 		{"the router's context decorator", marked, true},
 		{"inside another transform decorator", outer, true},
 		{"a plain subscriber", ps, false},
-		{"behind a foreign decorator", foreignDecorator{marked}, false},
+		{"behind a decorator with a field", foreignDecorator{marked}, true},
+		{"behind a decorator that hides it", hide(marked), false},
 		{"a transform that panics", panicking, false},
 		{"nil", nil, false},
 	}

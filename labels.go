@@ -1,7 +1,6 @@
 package wmprom
 
 import (
-	"context"
 	"strings"
 
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -54,19 +53,25 @@ func hasDynamic(custom []customLabel) bool {
 	return false
 }
 
+// customSeparator joins custom label values into one cache key. The
+// byte 0xff never occurs in valid UTF-8, and every value joined has been
+// made valid (labelValue) or checked by New, so no value can contain it
+// and splitting the key gives back exactly the values joined.
+const customSeparator = "\xff"
+
 // customValues returns the custom label values for msg, joined into one
 // string so that they can be part of a cache key.
 func customValues(custom []customLabel, msg *message.Message) string {
 	var b strings.Builder
 	for i, l := range custom {
 		if i > 0 {
-			b.WriteByte(0xff)
+			b.WriteString(customSeparator)
 		}
 		v := l.value
 		if l.dynamic {
 			v = unknown
 			if msg != nil {
-				v = nonEmpty(l.fn(msg))
+				v = labelValue(l.fn(msg))
 			}
 		}
 		b.WriteString(v)
@@ -78,25 +83,8 @@ func splitCustomValues(joined string, n int) []string {
 	if n == 0 {
 		return nil
 	}
-	return strings.SplitN(joined, "\xff", n)
+	return strings.SplitN(joined, customSeparator, n)
 }
 
-// handlerLabel is where the message came from: the subscribed topic, as
-// FastStream labels a handler with its queue or subject; outside a router
-// handler, the handler name; otherwise "unknown".
-func handlerLabel(ctx context.Context) string {
-	if topic := message.SubscribeTopicFromCtx(ctx); topic != "" {
-		return topic
-	}
-	return nonEmpty(message.HandlerNameFromCtx(ctx))
-}
-
-// destinationLabel is the topic published to, or "unknown" for an empty one.
-func destinationLabel(topic string) string { return nonEmpty(topic) }
-
-func nonEmpty(v string) string {
-	if v == "" {
-		return unknown
-	}
-	return v
-}
+// destinationLabel is the destination label of a publish to topic.
+func destinationLabel(topic string) string { return labelValue(topic) }

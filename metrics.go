@@ -23,8 +23,14 @@ type Metrics struct {
 	customStatic string
 	dynamic      bool
 
-	receiving  sync.Map // receiveKey -> *receiveSeries
-	publishing sync.Map // publishKey -> *publishSeries
+	receiving  *seriesCache[receiveKey, *receiveSeries]
+	publishing *seriesCache[publishKey, *publishSeries]
+
+	// subscriberBrokers maps the router's name of a handler's subscriber
+	// and its topic to the broker the Plugin found inside the subscriber,
+	// so that the middleware, which only sees the names, labels messages
+	// as the Plugin labelled the series it created at zero.
+	subscriberBrokers sync.Map // subscription -> string
 
 	processExceptionTypes *exceptionTypes
 	publishExceptionTypes *exceptionTypes
@@ -64,6 +70,21 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	if !m.dynamic {
 		m.customStatic = customValues(cfg.custom, nil)
 	}
+	overflowCustom := customOverflow(cfg.custom)
+	m.receiving = newSeriesCache(cfg.maxLabelSets,
+		func(k receiveKey) receiveKey {
+			return receiveKey{broker: k.broker, handler: overflowValue, custom: overflowCustom}
+		},
+		func(k receiveKey) *receiveSeries {
+			return fam.newReceiveSeries(k, m.appName, splitCustomValues(k.custom, len(cfg.custom)))
+		})
+	m.publishing = newSeriesCache(cfg.maxLabelSets,
+		func(k publishKey) publishKey {
+			return publishKey{broker: k.broker, destination: overflowValue, custom: overflowCustom}
+		},
+		func(k publishKey) *publishSeries {
+			return fam.newPublishSeries(k, m.appName, splitCustomValues(k.custom, len(cfg.custom)))
+		})
 	if err := reg.Register(sweeper{m}); err != nil {
 		return nil, fmt.Errorf("wmprom: cannot register the status sweeper: %w", err)
 	}
@@ -88,28 +109,28 @@ type lastReceive struct {
 
 // receiveSeriesFor finds the series of the handler msg was delivered to.
 // With last, the common case is two context look-ups and two string
-// comparisons.
+// comparisons: the raw names are compared, and made label values only
+// when they change.
 func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[lastReceive]) *receiveSeries {
 	ctx := msg.Context()
+	topic := message.SubscribeTopicFromCtx(ctx)
 	handler := m.handlerOf(ctx)
 	subscriber := message.SubscriberNameFromCtx(ctx)
 	if m.dynamic {
-		return m.receiveSeries(m.brokerLabel(brokerFromTypeName(subscriber)), handler, m.customKey(msg))
+		return m.receiveSeries(m.receiveBroker(subscriber, topic), handler, m.customKey(msg))
 	}
 	if l := last.Load(); l != nil && l.handler == handler && l.subscriber == subscriber {
 		return l.series
 	}
-	s := m.receiveSeries(m.brokerLabel(brokerFromTypeName(subscriber)), handler, m.customStatic)
+	s := m.receiveSeries(m.receiveBroker(subscriber, topic), handler, m.customStatic)
 	last.Store(&lastReceive{subscriber: subscriber, handler: handler, series: s})
 	return s
 }
 
 // receiveSeries returns the series of one label set, creating it once.
+// handler is raw user data; broker and custom are label values already.
 func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
-	key := receiveKey{broker: broker, handler: handler, custom: custom}
-	return loadOrCreate(&m.receiving, key, func() *receiveSeries {
-		return m.families.newReceiveSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
-	})
+	return m.receiving.get(receiveKey{broker: broker, handler: labelValue(handler), custom: custom})
 }
 
 // publishSeriesFor finds the series of one destination of a publisher
@@ -128,23 +149,9 @@ func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message
 }
 
 // publishSeries returns the series of one label set, creating it once.
+// All three are label values already (destinationLabel for a topic).
 func (m *Metrics) publishSeries(broker, destination, custom string) *publishSeries {
-	key := publishKey{broker: broker, destination: destination, custom: custom}
-	return loadOrCreate(&m.publishing, key, func() *publishSeries {
-		return m.families.newPublishSeries(key, m.appName, splitCustomValues(custom, len(m.cfg.custom)))
-	})
-}
-
-// loadOrCreate returns what cache holds under key, creating it once.
-// Two goroutines may both create on a first miss; one result wins, and
-// the other's children are the same ones (client_golang's vectors hand
-// out one child per label set).
-func loadOrCreate[V any](cache *sync.Map, key any, create func() V) V {
-	if v, ok := cache.Load(key); ok {
-		return v.(V)
-	}
-	v, _ := cache.LoadOrStore(key, create())
-	return v.(V)
+	return m.publishing.get(publishKey{broker: broker, destination: destination, custom: custom})
 }
 
 // brokerLabel is the detected broker, unless WithBroker says otherwise.
@@ -153,6 +160,24 @@ func (m *Metrics) brokerLabel(detected string) string {
 		return *m.cfg.broker
 	}
 	return detected
+}
+
+// subscription is a handler's subscriber, by the router's name for it,
+// and the topic it subscribed to: what a message's context tells of
+// where it came from.
+type subscription struct{ subscriber, topic string }
+
+// receiveBroker is the broker label of messages from the subscriber the
+// router names subscriber, subscribed to topic: what the Plugin found
+// inside it, else what its name says.
+func (m *Metrics) receiveBroker(subscriber, topic string) string {
+	if m.cfg.broker != nil {
+		return *m.cfg.broker
+	}
+	if b, ok := m.subscriberBrokers.Load(subscription{subscriber, topic}); ok {
+		return b.(string)
+	}
+	return brokerFromTypeName(subscriber)
 }
 
 func firstMessage(msgs []*message.Message) *message.Message {

@@ -73,7 +73,7 @@ func TestNestedMiddlewaresCountOnceAndReportOnce(t *testing.T) {
 		name:    "the Plugin twice",
 		setup:   func(r *message.Router, m *Metrics, _ *message.Handler) { r.AddPlugin(m.Plugin, m.Plugin) },
 		counted: "received 4, acked 3, error 1",
-		entries: []string{decoratedTwiceEntry, nestedEntry, redelivered}, // the handler's (disabled) publisher too
+		entries: []string{nestedEntry, redelivered}, // a consumer handler's placeholder publisher is never decorated
 	}, {
 		name:    "Middleware twice",
 		logger:  true,

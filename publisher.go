@@ -18,32 +18,48 @@ import (
 //
 // It is a message.PublisherDecorator, for
 // router.AddPublisherDecorators, and works as well on a publisher the
-// application uses directly. A nil publisher stays nil, as the router
-// passes nil for handlers without one. The broker label comes from the
-// publisher's package; a wrapper of your own is looked through when it
-// has an Unwrap() message.Publisher method. A publisher m already
-// decorates (directly or behind such wrappers) is returned as it is, so
-// that its messages count once, and ErrInstrumentedTwice is reported once.
+// application uses directly.
+//
+// Watermill's router gives handlers added with AddConsumerHandler a
+// placeholder publisher that fails every publish and is never used; it is
+// returned as it is, without series, as is a nil publisher. The broker
+// label comes from the package of the publisher under any decorators:
+// one that has an Unwrap() message.Publisher method, or keeps what it
+// wraps in a field of type message.Publisher, is looked through.
+//
+// A publisher m already decorates (directly or behind decorators with an
+// Unwrap() message.Publisher method) is returned as it is, so that its
+// messages count once, and ErrInstrumentedTwice is reported once.
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
 	return m.decoratePublisher(pub, m.cfg.logger)
 }
 
 // decoratePublisher is DecoratePublisher with the logger for misuse reports.
 func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.LoggerAdapter) (message.Publisher, error) {
-	if pub == nil {
-		return nil, nil
+	if pub == nil || placeholderPublisher(pub) {
+		return pub, nil
 	}
 	if first := m.decoratedBy(pub); first != nil {
 		m.reportDecoratedTwice(logger, first) // wrapping again would count twice
 		return pub, nil
 	}
 	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub)), logger: logger}
-	if !m.dynamic {
-		for _, topic := range m.cfg.destinations {
-			m.publishSeries(p.broker, topic, m.customStatic)
-		}
-	}
+	m.declareDestinations(p.broker)
 	return p, nil
+}
+
+// declareDestinations creates at zero the series of the destinations
+// declared for publishers of broker.
+func (m *Metrics) declareDestinations(broker string) {
+	if m.dynamic {
+		return // the custom label values are not known before a message
+	}
+	for _, topic := range m.cfg.destinations {
+		m.publishSeries(broker, destinationLabel(topic), m.customStatic)
+	}
+	for _, topic := range m.cfg.brokerDestinations[broker] {
+		m.publishSeries(broker, destinationLabel(topic), m.customStatic)
+	}
 }
 
 type publisher struct {

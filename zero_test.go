@@ -61,26 +61,57 @@ type namedSubscriber struct{ *gochannel.GoChannel }
 
 func (namedSubscriber) String() string { return "Bus" }
 
-func TestSubscriberBroker(t *testing.T) {
+// appSubscriber is an application's own subscriber decorator, of a
+// package that is no broker's: detection must look through it.
+type appSubscriber struct{ next message.Subscriber }
+
+func (a appSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return a.next.Subscribe(ctx, topic)
+}
+func (a appSubscriber) Close() error { return a.next.Close() }
+
+// unwrappingSubscriber says what it wraps, and hides it otherwise.
+type unwrappingSubscriber struct{ appSubscriber }
+
+func (u *unwrappingSubscriber) Unwrap() message.Subscriber { return u.next }
+
+// opaqueSubscriber keeps what it wraps behind a func: nothing to look
+// through, so its own package names the broker.
+type opaqueSubscriber struct {
+	subscribe func(context.Context, string) (<-chan *message.Message, error)
+}
+
+func (o opaqueSubscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
+	return o.subscribe(ctx, topic)
+}
+func (opaqueSubscriber) Close() error { return nil }
+
+func TestDetectSubscriber(t *testing.T) {
 	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
-	wrapped, err := message.MessageTransformSubscriberDecorator(func(*message.Message) {})(ps)
-	if err != nil {
-		t.Fatal(err)
+	inRouter := func(sub message.Subscriber) message.Subscriber {
+		wrapped, err := message.MessageTransformSubscriberDecorator(func(*message.Message) {})(sub)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return wrapped
 	}
 	cases := []struct {
-		name      string
-		sub       message.Subscriber
-		broker    string
-		wantKnown bool
+		name string
+		sub  message.Subscriber
+		want detectedSubscriber
 	}{
-		{"a plain subscriber", ps, "gochannel", true},
-		{"inside the router's context decorator", wrapped, "gochannel", true},
-		{"a subscriber with a String method", namedSubscriber{ps}, "unknown", false},
+		{"a plain subscriber, outside a router", ps, detectedSubscriber{named: "", broker: "gochannel"}},
+		{"inside the router's context decorator", inRouter(ps), detectedSubscriber{named: "gochannel.GoChannel", broker: "gochannel"}},
+		{"an application decorator added before the Plugin", appSubscriber{inRouter(ps)}, detectedSubscriber{named: "gochannel.GoChannel", broker: "gochannel"}},
+		{"two application decorators, one with Unwrap", &unwrappingSubscriber{appSubscriber{appSubscriber{inRouter(ps)}}}, detectedSubscriber{named: "gochannel.GoChannel", broker: "gochannel"}},
+		{"an application decorator given to AddHandler", inRouter(appSubscriber{ps}), detectedSubscriber{named: "wmprom.appSubscriber", broker: "gochannel"}},
+		{"a decorator with Unwrap given to AddHandler", inRouter(&unwrappingSubscriber{appSubscriber{ps}}), detectedSubscriber{named: "wmprom.unwrappingSubscriber", broker: "gochannel"}},
+		{"a subscriber with a String method", inRouter(namedSubscriber{ps}), detectedSubscriber{named: "", broker: "gochannel"}},
+		{"a decorator hiding what it wraps", inRouter(opaqueSubscriber{ps.Subscribe}), detectedSubscriber{named: "wmprom.opaqueSubscriber", broker: "wmprom"}},
 	}
 	for _, tc := range cases {
-		broker, known := subscriberBroker(tc.sub)
-		if broker != tc.broker || known != tc.wantKnown {
-			t.Errorf("%s: got %q, %v; want %q, %v", tc.name, broker, known, tc.broker, tc.wantKnown)
+		if got := detectSubscriber(tc.sub); got != tc.want {
+			t.Errorf("%s: got %+v, want %+v", tc.name, got, tc.want)
 		}
 	}
 }
