@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -55,6 +56,8 @@ type config struct {
 	messageAge         bool         // age.go
 	ageBuckets         []float64
 	publishTime        func(*message.Message) (time.Time, bool)
+	handlerLabel       HandlerLabel                  // handlerlabel.go
+	logger             watermill.LoggerAdapter       // logging.go; nil: the Plugin's router's, else none
 	now                func() time.Time              // tests replace both clocks to make durations exact
 	since              func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
 }
@@ -249,6 +252,9 @@ func (c *config) validate() error {
 	}
 	for _, p := range c.native.validate() {
 		bad("%s", p)
+	}
+	if !c.handlerLabel.valid() {
+		bad("handler label %d is neither HandlerTopic nor HandlerName", c.handlerLabel)
 	}
 	if c.maxExceptionTypes < 1 {
 		bad("max exception types is %d, want at least 1", c.maxExceptionTypes)

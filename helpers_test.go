@@ -88,6 +88,12 @@ func runRouter(t *testing.T, setup func(r *message.Router, ps *gochannel.GoChann
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
 	t.Cleanup(func() {
+		// Close, not just cancel: Watermill v1.4's router misses a cancel
+		// whose handlers stop before its watcher of them starts, and then
+		// never returns from Run.
+		if err := r.Close(); err != nil {
+			t.Errorf("close router: %v", err)
+		}
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("router: %v", err)

@@ -38,6 +38,8 @@ type Metrics struct {
 	// undecided holds the statuses of messages whose produced messages
 	// the router has yet to publish (produced.go).
 	undecided undecided
+
+	misuse misuseReports // misuse.go
 }
 
 // New creates the nine families, registers them with reg and returns the
@@ -112,10 +114,7 @@ type lastReceive struct {
 func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[lastReceive]) *receiveSeries {
 	ctx := msg.Context()
 	topic := message.SubscribeTopicFromCtx(ctx)
-	handler := topic
-	if handler == "" {
-		handler = message.HandlerNameFromCtx(ctx)
-	}
+	handler := m.handlerOf(ctx)
 	subscriber := message.SubscriberNameFromCtx(ctx)
 	if m.dynamic {
 		return m.receiveSeries(m.receiveBroker(subscriber, topic), handler, m.customKey(msg))

@@ -3,6 +3,7 @@ package wmprom
 import (
 	"sync/atomic"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -15,7 +16,7 @@ import (
 // Middleware sees one delivery as one message whatever Retry,
 // PoisonQueue or Recoverer do inside it; added last (which is what
 // Plugin does, since plugins run at Router.Run), it counts every attempt
-// those middlewares make. The README has the details.
+// those middlewares make.
 //
 // A message whose handler returns produced messages stays in process
 // until the router has published them: its status is error if the router
@@ -25,10 +26,34 @@ import (
 // exception; without it, the status is decided from the message's ack or
 // nack at the next message, publish or scrape, and a nack counts the
 // exception type "unknown".
+//
+// Middleware logs the causes of Reject, Skip and Ack only when WithLogger
+// gives it a logger. Inside another middleware of the same Metrics (the
+// Plugin's, say), it passes messages through uncounted and reports
+// ErrInstrumentedTwice once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
+	return m.instrument(h, m.cfg.logger)
+}
+
+// instrument is Middleware with logger for the causes the router is not
+// told (logging.go) and for a nested middleware of m (misuse.go), which
+// passes messages through uncounted once it finds itself nested.
+func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
 	last := new(atomic.Pointer[lastReceive])
+	logged := logCauses(h, logger)
+	nested := new(atomic.Bool)
 	return func(msg *message.Message) ([]*message.Message, error) {
-		return m.handle(h, m.receiveSeriesFor(msg, last), msg)
+		if nested.Load() {
+			return h(msg)
+		}
+		s := m.receiveSeriesFor(msg, last)
+		if !s.nesting.enter(msg) {
+			nested.Store(true)
+			m.reportNested(logger, msg)
+			return h(msg)
+		}
+		defer s.nesting.leave(msg)
+		return m.handle(logged, s, msg)
 	}
 }
 

@@ -16,12 +16,21 @@ import (
 // Recoverer handles. With both on the router, a handler's produced
 // messages are published through this Metrics' decorator, which records
 // the status of the message that produced them when the publish returns.
+//
+// The causes of Reject, Skip and Ack, and misuse reports, go to the
+// router's logger unless WithLogger says otherwise. Add either the Plugin
+// or Middleware to a router, not both: together, the Plugin's inner
+// middleware stops counting and reports ErrInstrumentedTwice.
 func (m *Metrics) Plugin(r *message.Router) error {
 	if r == nil {
 		return errors.New("wmprom: Plugin needs a router, got nil")
 	}
-	r.AddMiddleware(m.Middleware)
-	r.AddPublisherDecorators(m.DecoratePublisher)
+	logger := m.cfg.logger
+	if logger == nil {
+		logger = r.Logger()
+	}
+	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc { return m.instrument(h, logger) })
+	r.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) { return m.decoratePublisher(pub, logger) })
 	r.AddSubscriberDecorators(m.decorateSubscriber)
 	return nil
 }

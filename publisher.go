@@ -3,6 +3,7 @@ package wmprom
 import (
 	"sync/atomic"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
@@ -25,14 +26,24 @@ import (
 // label comes from the package of the publisher under any decorators:
 // one that has an Unwrap() message.Publisher method, or keeps what it
 // wraps in a field of type message.Publisher, is looked through.
+//
+// A publisher m already decorates (directly or behind decorators with an
+// Unwrap() message.Publisher method) is returned as it is, so that its
+// messages count once, and ErrInstrumentedTwice is reported once.
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
+	return m.decoratePublisher(pub, m.cfg.logger)
+}
+
+// decoratePublisher is DecoratePublisher with the logger for misuse reports.
+func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.LoggerAdapter) (message.Publisher, error) {
 	if pub == nil || placeholderPublisher(pub) {
 		return pub, nil
 	}
-	if p, ok := pub.(*publisher); ok && p.metrics == m {
-		return pub, nil // already counted by m; wrapping again would count twice
+	if first := m.decoratedBy(pub); first != nil {
+		m.reportDecoratedTwice(logger, first) // wrapping again would count twice
+		return pub, nil
 	}
-	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub))}
+	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub)), logger: logger}
 	m.declareDestinations(p.broker)
 	return p, nil
 }
@@ -56,6 +67,7 @@ type publisher struct {
 	metrics *Metrics
 	broker  string
 	last    atomic.Pointer[publishSeries]
+	logger  watermill.LoggerAdapter // misuse.go
 }
 
 // Publish publishes through the wrapped publisher and records the call.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -69,7 +70,7 @@ func TestDecoratePublisherNilStaysNil(t *testing.T) {
 
 // Decorating twice with the same Metrics must not count twice.
 func TestDecoratePublisherTwice(t *testing.T) {
-	m, reg := newMetrics(t)
+	m, reg := newMetrics(t, WithLogger(watermill.NopLogger{}))
 	once, _ := m.DecoratePublisher(localPublisher{})
 	twice, _ := m.DecoratePublisher(once)
 	_ = twice.Publish("t", msgs(1)...)

@@ -15,6 +15,7 @@ type receiveSeries struct {
 	processed  [statusCount]prometheus.Counter
 	exceptions *prometheus.CounterVec // curried down to exception_type
 	age        ageSeries
+	nesting    nesting // misuse.go
 }
 
 // receiveKey identifies a receiveSeries by its label values (the custom

@@ -38,8 +38,10 @@ type subscriber struct {
 // before the first message, which the router reads from the channel
 // Subscribe returns.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
-	if broker, ok := s.broker(topic); ok && topic != "" && !s.metrics.dynamic {
-		s.metrics.receiveSeries(broker, topic, s.metrics.customStatic)
+	if broker, ok := s.broker(topic); ok && !s.metrics.dynamic {
+		if handler := s.handlerAtSubscribe(topic); handler != "" {
+			s.metrics.receiveSeries(broker, handler, s.metrics.customStatic)
+		}
 	}
 	return s.next.Subscribe(ctx, topic)
 }
