@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,9 @@ var handlerInstrumentations = []handlerInstrumentation{
 			func(p message.Publisher) (message.Publisher, error) { return p, nil }
 	}},
 	{name: "wmprom", new: func(tb testing.TB, reg *prometheus.Registry) (message.HandlerMiddleware, message.PublisherDecorator) {
-		m, err := wmprom.New(reg)
+		// Every handler its own label set: the default bound (1,000 sets)
+		// would fold the larger cardinalities into one overflow set.
+		m, err := wmprom.New(reg, wmprom.WithMaxLabelSets(slices.Max(cardinalities)))
 		if err != nil {
 			tb.Fatal(err)
 		}
