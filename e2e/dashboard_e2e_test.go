@@ -58,7 +58,11 @@ func TestDashboards(t *testing.T) {
 			"-redis-addr", env["WMPROM_TEST_REDIS"],
 			"-slow-broker", "rabbit", "-slow-every", slowEvery, "-slow-for", slowFor,
 		)
-		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"}, "rabbit")
+		// No backlog check here: the real brokers keep messages of earlier
+		// runs in queues with the demo's fixed names, and their age says
+		// nothing about this run's slow phase. GoChannel, new in every
+		// run, proves the backlog.
+		checkDashboards(t, demo, []string{"kafka", "nats", "rabbit", "redis"}, "")
 		demo.stop(t)
 	})
 }
@@ -70,7 +74,7 @@ const slowEvery, slowFor = "45s", "15s"
 // checkDashboards runs a Prometheus of each version scraping demo and
 // checks both dashboards against it, then the exemplars the demo's traced
 // messages leave on the latency histograms, then the message age of
-// slowBroker's slowed handler.
+// slowBroker's slowed handler ("": no backlog to prove).
 func checkDashboards(t *testing.T, demo *demoProc, brokers []string, slowBroker string) {
 	t.Helper()
 	forEachPrometheus(t, func(t *testing.T, v prometheusVersion) {
