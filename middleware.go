@@ -65,20 +65,20 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	s.size.Observe(float64(len(msg.Payload)))
 	s.inProcess.Inc()
 	poisonedBefore := poisoned(msg)
-	start := m.cfg.now()
+	start := m.elapsed()
 	returned := false
 	defer func() {
 		if !returned {
 			// The handler panicked. Count it and let the panic go on
 			// unrecovered: recovering is the business of a Recoverer
 			// middleware or of the router.
-			observe(s.duration, m.cfg.since(start).Seconds(), ex)
+			observe(s.duration, (m.elapsed() - start).Seconds(), ex)
 			m.record(s, statusError, exceptionPanic, ex)
 		}
 	}()
 	produced, err = h(msg)
 	returned = true
-	observe(s.duration, m.cfg.since(start).Seconds(), ex)
+	observe(s.duration, (m.elapsed() - start).Seconds(), ex)
 
 	v := decide(msg, err, poisonedBefore)
 	if v.dropped {

@@ -77,13 +77,13 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	ex := m.exemplar(firstMessage(msgs))
 	m.stampPublishTime(msgs)
-	start := m.cfg.now()
+	start := m.elapsed()
 	returned := false
 	defer func() {
 		if !returned {
 			// A panicking publisher failed to publish: count it so, and
 			// let the panic go on to the caller, as if wmprom were not here.
-			observe(s.duration, m.cfg.since(start).Seconds(), ex)
+			observe(s.duration, (m.elapsed() - start).Seconds(), ex)
 			add(s.failed, float64(len(msgs)), ex)
 			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
 			m.published(msgs, nil, true)
@@ -91,7 +91,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	}()
 	err := p.next.Publish(topic, msgs...)
 	returned = true
-	observe(s.duration, m.cfg.since(start).Seconds(), ex)
+	observe(s.duration, (m.elapsed() - start).Seconds(), ex)
 	if err != nil {
 		add(s.failed, float64(len(msgs)), ex)
 		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, ex)
