@@ -78,8 +78,14 @@ type testRouter struct {
 // waits until it is running.
 func runRouter(t *testing.T, setup func(r *message.Router, ps *gochannel.GoChannel)) *testRouter {
 	t.Helper()
+	return runRouterWithLogger(t, watermill.NopLogger{}, setup)
+}
+
+// runRouterWithLogger is runRouter with logger as the router's logger.
+func runRouterWithLogger(t *testing.T, logger watermill.LoggerAdapter, setup func(r *message.Router, ps *gochannel.GoChannel)) *testRouter {
+	t.Helper()
 	ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, watermill.NopLogger{})
+	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, logger)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,7 +1,6 @@
 package wmprom
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"sort"
@@ -102,34 +101,7 @@ func (c captureLogger) entries(msgs ...*message.Message) string {
 // runLoggedRouter is runRouter with logger as the router's logger.
 func runLoggedRouter(t *testing.T, logger watermill.LoggerAdapter, setup func(r *message.Router, ps *gochannel.GoChannel)) *gochannel.GoChannel {
 	t.Helper()
-	ps := gochannel.NewGoChannel(gochannel.Config{Persistent: true}, watermill.NopLogger{})
-	r, err := message.NewRouter(message.RouterConfig{CloseTimeout: 5 * time.Second}, logger)
-	if err != nil {
-		t.Fatal(err)
-	}
-	setup(r, ps)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- r.Run(ctx) }()
-	t.Cleanup(func() {
-		// Close, not just cancel: Watermill v1.4's router misses a cancel
-		// whose handlers stop before its watcher of them starts, and then
-		// never returns from Run.
-		if err := r.Close(); err != nil {
-			t.Errorf("close router: %v", err)
-		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("router: %v", err)
-		}
-		_ = ps.Close()
-	})
-	select {
-	case <-r.Running():
-	case err := <-done:
-		t.Fatalf("router stopped before running: %v", err)
-	}
-	return ps
+	return runRouterWithLogger(t, logger, setup).pubsub
 }
 
 // assertEntries polls until the entries about msgs are want (the router
