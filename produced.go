@@ -1,7 +1,6 @@
 package wmprom
 
 import (
-	"context"
 	"sync"
 	"sync/atomic"
 
@@ -14,14 +13,14 @@ import (
 // message if that fails. Its status is what the router finally does with
 // it, and two paths find that out.
 //
-// The fast path: the produced messages carry the undecided status, and
-// this Metrics' decorated publisher decides it as soon as their publish
-// returns, with the publish error's type as the exception.
+// The fast path: this Metrics' decorated publisher finds the undecided
+// status by the produced messages it publishes, and decides it as soon as
+// their publish returns, with the publish error's type as the exception.
 //
 // The backstop: everything the fast path can miss (an outer middleware
 // failing the message after the handler succeeded, Duplicator, a router
-// publisher this Metrics does not decorate) is left to the message itself, whose Acked and Nacked channels say what
-// the router did. Undecided statuses wait on a list that is swept at the
+// publisher this Metrics does not decorate) is left to the message
+// itself, whose Acked and Nacked channels say what the router did. Undecided statuses wait on a list that is swept at the
 // next message, the next publish and every scrape.
 
 // exceptionUnknown is the exception type of a message the router nacked
@@ -30,70 +29,34 @@ import (
 // this Metrics). It keeps error equal to the sum of exceptions.
 const exceptionUnknown = "unknown"
 
-// awaitKey finds a Metrics' awaiting in a produced message's context.
-// It holds the Metrics, so that two Metrics on one router never decide
-// each other's statuses.
-type awaitKey struct{ m *Metrics }
-
-// awaiting is the undecided status of one consumed message. It is also
-// the context of its first produced message, wrapping that message's own
-// context, so that the common case of one produced message costs one
-// allocation (and any other number two).
+// awaiting is the undecided status of one consumed message. The
+// publisher finds it by the produced messages it publishes: their
+// contexts are left alone, as a context carrying it would cost every
+// such message an allocation and would leak wmprom's state into
+// whatever keeps the message after its publish.
 type awaiting struct {
-	context.Context
-	m        *Metrics
 	series   *receiveSeries
 	exemplar prometheus.Labels
 	status   status // recorded when the router acks: acked, or rejected by an inner PoisonQueue
+	consumed *message.Message
+	// produced is the handler's own slice: the publisher compares
+	// pointers, so no map and no copy is needed.
+	produced []*message.Message
 	// remaining counts produced messages not yet published: the last
 	// successful publish decides acked.
-	remaining atomic.Int32
-	decided   atomic.Bool
-
-	// Under the list's mutex: the consumed message (dropped once decided,
-	// as a produced message can outlive it) and the list links.
-	consumed   *message.Message
+	remaining  int
 	prev, next *awaiting
 }
 
-// Value makes the awaiting findable under its Metrics' key.
-func (a *awaiting) Value(key any) any {
-	if k, ok := key.(awaitKey); ok && k.m == a.m {
-		return a
-	}
-	return a.Context.Value(key)
-}
-
-func (a *awaiting) awaited() (*awaiting, context.Context) { return a, a.Context }
-
-// awaitTag carries an awaiting on the produced messages after the first.
-type awaitTag struct {
-	context.Context
-	a *awaiting
-}
-
-func (t *awaitTag) Value(key any) any {
-	if k, ok := key.(awaitKey); ok && k.m == t.a.m {
-		return t
-	}
-	return t.Context.Value(key)
-}
-
-func (t *awaitTag) awaited() (*awaiting, context.Context) { return t.a, t.Context }
-
-// awaitLink is what a produced message's context holds under an awaitKey:
-// an awaiting, and the context it wraps, where a handler instrumented
-// twice by the same Metrics (the Plugin and Middleware both) left the
-// inner layer's.
-type awaitLink interface {
-	awaited() (*awaiting, context.Context)
-}
-
-// undecided lists the awaitings of one Metrics, newest first. pending
-// lets every path skip the list while it is empty.
+// undecided lists the awaitings of one Metrics, newest first, and keeps
+// decided ones for reuse, so that a steady flow of messages allocates
+// nothing. Everything but pending is under mu; pending lets every path
+// skip the list while it is empty.
 type undecided struct {
 	mu         sync.Mutex
 	head, tail *awaiting
+	free       *awaiting // linked by next
+	freeCount  int
 	pending    atomic.Int64
 }
 
@@ -102,42 +65,40 @@ type undecided struct {
 // of publishes in flight costs every message only a bounded walk.
 const sweepStep = 4
 
+// maxFree bounds the awaitings kept for reuse: enough for the messages a
+// busy router has between handler and publish, while a burst of
+// thousands gives most of its memory back.
+const maxFree = 256
+
 // await makes msg's status wait for the router to publish produced. Nil
 // produced messages are left alone: the router fails on them before any
 // publish, and the backstop sees the nack.
 func (m *Metrics) await(s *receiveSeries, msg *message.Message, produced []*message.Message, st status, ex prometheus.Labels) {
-	a := &awaiting{m: m, series: s, exemplar: ex, status: st, consumed: msg}
 	n := 0
 	for _, p := range produced {
 		if p != nil {
 			n++
 		}
 	}
-	var tags []awaitTag // one allocation for all the produced messages after the first
-	if n > 1 {
-		tags = make([]awaitTag, n-1)
-	}
-	i := 0
-	for _, p := range produced {
-		if p == nil {
-			continue
-		}
-		if i == 0 {
-			a.Context = p.Context()
-			p.SetContext(a)
-		} else {
-			t := &tags[i-1]
-			t.Context, t.a = p.Context(), a
-			p.SetContext(t)
-		}
-		i++
-	}
-	a.remaining.Store(int32(n))
 	u := &m.undecided
 	u.mu.Lock()
+	a := u.reuse()
+	*a = awaiting{series: s, exemplar: ex, status: st, consumed: msg, produced: produced, remaining: n}
 	u.push(a)
 	u.pending.Add(1)
 	u.mu.Unlock()
+}
+
+// reuse returns a decided awaiting, or a new one; the caller holds the
+// mutex.
+func (u *undecided) reuse() *awaiting {
+	a := u.free
+	if a == nil {
+		return new(awaiting)
+	}
+	u.free, a.next = a.next, nil
+	u.freeCount--
+	return a
 }
 
 // push puts a at the head of the list; the caller holds the mutex.
@@ -166,57 +127,65 @@ func (u *undecided) remove(a *awaiting) {
 	a.prev, a.next = nil, nil
 }
 
-// published decides the statuses msgs carry, now that their publish
-// returned err, or panicked.
+// awaitingOf returns the awaiting whose produced messages include msg,
+// newest first: the router publishes right after the handler returns, so
+// the one sought is near the head. The caller holds the mutex.
+func (u *undecided) awaitingOf(msg *message.Message) *awaiting {
+	for a := u.head; a != nil; a = a.next {
+		for _, p := range a.produced {
+			if p == msg {
+				return a
+			}
+		}
+	}
+	return nil
+}
+
+// published decides the statuses of the messages whose produced messages
+// msgs are, now that their publish returned err, or panicked.
 func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
-	if m.undecided.pending.Load() == 0 {
+	u := &m.undecided
+	if u.pending.Load() == 0 {
 		return
 	}
-	exception := ""
+	exception := exceptionPanic
+	if !panicked && err != nil {
+		// The hook may be the application's: not under the mutex.
+		exception = m.processExceptionTypes.of(err)
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
 	for _, msg := range msgs {
 		if msg == nil {
 			continue
 		}
-		for ctx := msg.Context(); ; {
-			l, ok := ctx.Value(awaitKey{m}).(awaitLink)
-			if !ok {
-				break
-			}
-			var a *awaiting
-			a, ctx = l.awaited()
-			switch {
-			case panicked:
-				m.decide(a, statusError, exceptionPanic)
-			case err != nil:
-				if exception == "" {
-					exception = m.processExceptionTypes.of(err)
-				}
-				m.decide(a, statusError, exception)
-			case a.remaining.Add(-1) == 0:
+		a := u.awaitingOf(msg)
+		switch {
+		case a == nil:
+		case panicked || err != nil:
+			m.decide(a, statusError, exception)
+		default:
+			if a.remaining--; a.remaining == 0 {
 				m.decide(a, a.status, "")
 			}
 		}
 	}
 }
 
-// decide records a's status unless it is already decided.
+// decide records a's status and takes it off the list for reuse; the
+// caller holds the mutex. Recording only adds to counters.
 func (m *Metrics) decide(a *awaiting, st status, exception string) {
-	if !a.decided.CompareAndSwap(false, true) {
-		return
-	}
 	u := &m.undecided
-	u.mu.Lock()
-	u.unlink(a)
-	u.mu.Unlock()
-	m.record(a.series, st, exception, a.exemplar)
-}
-
-// unlink takes a decided a off the list for good; the caller holds the
-// mutex.
-func (u *undecided) unlink(a *awaiting) {
 	u.remove(a)
-	a.consumed = nil
 	u.pending.Add(-1)
+	m.record(a.series, st, exception, a.exemplar)
+	if u.freeCount < maxFree {
+		// Drop what the awaiting references: a produced message can
+		// outlive its publish, and the consumed one its ack.
+		*a = awaiting{next: u.free}
+		u.free = a
+		u.freeCount++
+	}
 }
 
 // sweep decides the awaitings whose consumed message the router has
@@ -226,7 +195,7 @@ func (u *undecided) unlink(a *awaiting) {
 // sweep checks others. A scrape waits for the lock and checks them all,
 // so that a status the router settled before one scrape is exposed by the
 // next at the latest (registries collect concurrently, so the same scrape
-// may not show it yet). Recording under the lock only adds to counters.
+// may not show it yet).
 func (m *Metrics) sweep(all bool) {
 	u := &m.undecided
 	if u.pending.Load() == 0 {
@@ -265,14 +234,10 @@ func (m *Metrics) sweep(all bool) {
 // telling whether it did. The caller holds the list's mutex.
 func (m *Metrics) settle(a *awaiting) bool {
 	st, exception, done := routerOutcome(a)
-	if !done {
-		return false
+	if done {
+		m.decide(a, st, exception)
 	}
-	if a.decided.CompareAndSwap(false, true) {
-		m.undecided.unlink(a)
-		m.record(a.series, st, exception, a.exemplar)
-	}
-	return true
+	return done
 }
 
 // routerOutcome reads what the router did with a's consumed message,
