@@ -140,18 +140,26 @@ func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
 	return m.receiving.get(receiveKey{broker: broker, handler: labelValue(handler), custom: custom})
 }
 
+// lastPublish is one decorated publisher's memory of its series: while
+// the raw topic stays the same, so does the series.
+type lastPublish struct {
+	topic  string
+	series *publishSeries
+}
+
 // publishSeriesFor finds the series of one destination of a publisher
 // whose broker label is broker. A batch is labelled by its first message.
-func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[publishSeries]) *publishSeries {
-	destination := destinationLabel(topic)
+// With last, the common case is one string comparison: the raw topic is
+// compared, and made a label value only when it changes.
+func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[lastPublish]) *publishSeries {
 	if m.dynamic {
-		return m.publishSeries(broker, destination, customValues(m.cfg.custom, firstMessage(msgs)))
+		return m.publishSeries(broker, destinationLabel(topic), customValues(m.cfg.custom, firstMessage(msgs)))
 	}
-	if s := last.Load(); s != nil && s.key.destination == destination {
-		return s
+	if l := last.Load(); l != nil && l.topic == topic {
+		return l.series
 	}
-	s := m.publishSeries(broker, destination, m.customStatic)
-	last.Store(s)
+	s := m.publishSeries(broker, destinationLabel(topic), m.customStatic)
+	last.Store(&lastPublish{topic: topic, series: s})
 	return s
 }
 

@@ -66,7 +66,7 @@ type publisher struct {
 	next    message.Publisher
 	metrics *Metrics
 	broker  string
-	last    atomic.Pointer[publishSeries]
+	last    atomic.Pointer[lastPublish]
 	logger  watermill.LoggerAdapter // misuse.go
 }
 
