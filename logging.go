@@ -25,25 +25,13 @@ const (
 	logAcked    = "Handler acknowledged the message despite an error"
 )
 
-// logCauses wraps h so that the outcomes it returns reach logger. A
-// Reject is an Error entry, as the message is then lost unless a
+// logOutcome logs the outcome a handler returned, when the router would
+// not. A Reject is an Error entry, as the message is then lost unless a
 // PoisonQueue keeps it: as loud as the router's own entry for a failed
 // handler (Watermill's loggers have no warning level). A Skip, or an Ack
 // with a cause, is an Info entry: the handler decided, nothing is lost.
-// What h returns is passed on unchanged, so the router acks as before.
-func logCauses(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
-	if logger == nil {
-		return h
-	}
-	return func(msg *message.Message) ([]*message.Message, error) {
-		produced, err := h(msg)
-		if err != nil {
-			logOutcome(logger, msg, err)
-		}
-		return produced, err
-	}
-}
-
+// What the handler returned reaches the router unchanged, so the router
+// acks as before.
 func logOutcome(logger watermill.LoggerAdapter, msg *message.Message, err error) {
 	o := outcomeOf(err)
 	if o == nil {

@@ -2,6 +2,7 @@ package wmprom
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
@@ -38,55 +39,98 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // instrument is Middleware with logger for the causes the router is not
 // told (logging.go) and for a nested middleware of m (misuse.go), which
 // passes messages through uncounted once it finds itself nested.
+//
+// The router runs each message's handler chain on a goroutine of its own,
+// whose stack starts small and is copied to one twice as large each time
+// it runs out; a copy costs more than everything wmprom records. What a
+// middleware keeps on that stack around the handler, and how deep it goes
+// after, decides whether the handler's goroutine needs a copy that it
+// would not need without the middleware. So the closure's frame holds
+// only a reception, and the work is done in receive and end, whose frames
+// exist only before and after the handler runs.
 func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
 	last := new(atomic.Pointer[lastReceive])
-	logged := logCauses(h, logger)
 	nested := new(atomic.Bool)
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if nested.Load() {
 			return h(msg)
 		}
-		s := m.receiveSeriesFor(msg, last)
-		if !s.nesting.enter(msg) {
-			nested.Store(true)
-			m.reportNested(logger, msg)
+		r := reception{m: m, msg: msg, logger: logger}
+		if !r.receive(last, nested) {
 			return h(msg)
 		}
-		defer s.nesting.leave(msg)
-		return m.handle(logged, s, msg)
+		defer r.done()
+		produced, err := h(msg)
+		r.returned = true
+		return r.end(produced, err)
 	}
 }
 
-func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.Message) (produced []*message.Message, err error) {
+// reception is one message through the middleware: what recording its
+// outcome needs while its handler runs.
+type reception struct {
+	m              *Metrics
+	msg            *message.Message
+	logger         watermill.LoggerAdapter
+	s              *receiveSeries
+	ex             prometheus.Labels
+	start          time.Duration
+	poisonedBefore bool
+	returned       bool // the handler returned rather than panicked
+}
+
+// receive finds the message's series and records its arrival. false
+// means an enclosing middleware of the same Metrics counts it already.
+//
+//go:noinline
+func (r *reception) receive(last *atomic.Pointer[lastReceive], nested *atomic.Bool) bool {
+	m, msg := r.m, r.msg
+	s := m.receiveSeriesFor(msg, last)
+	if !s.nesting.enter(msg) {
+		nested.Store(true)
+		m.reportNested(r.logger, msg)
+		return false
+	}
 	m.sweep(false)
 	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
 	add(s.received, 1, ex)
 	s.size.Observe(float64(len(msg.Payload)))
 	s.inProcess.Inc()
-	poisonedBefore := poisoned(msg)
-	start := m.elapsed()
-	returned := false
-	defer func() {
-		if !returned {
-			// The handler panicked. Count it and let the panic go on
-			// unrecovered: recovering is the business of a Recoverer
-			// middleware or of the router.
-			observe(s.duration, (m.elapsed() - start).Seconds(), ex)
-			m.record(s, statusError, exceptionPanic, ex)
-		}
-	}()
-	produced, err = h(msg)
-	returned = true
-	observe(s.duration, (m.elapsed() - start).Seconds(), ex)
+	r.s, r.ex, r.poisonedBefore = s, ex, poisoned(msg)
+	r.start = m.elapsed()
+	return true
+}
 
-	v := decide(msg, err, poisonedBefore)
+// done runs when the handler has returned or panicked. A panic is counted
+// and goes on unrecovered: recovering is the business of a Recoverer
+// middleware or of the router.
+func (r *reception) done() {
+	s := r.s
+	if !r.returned {
+		observe(s.duration, (r.m.elapsed() - r.start).Seconds(), r.ex)
+		r.m.record(s, statusError, exceptionPanic, r.ex)
+	}
+	s.nesting.leave(r.msg)
+}
+
+// end records what the handler did with the message, or leaves it to the
+// publish of its produced messages, and returns what the router is told.
+//
+//go:noinline
+func (r *reception) end(produced []*message.Message, err error) ([]*message.Message, error) {
+	m, s := r.m, r.s
+	observe(s.duration, (m.elapsed() - r.start).Seconds(), r.ex)
+	if err != nil && r.logger != nil {
+		logOutcome(r.logger, r.msg, err)
+	}
+	v := decide(r.msg, err, r.poisonedBefore)
 	if v.dropped {
 		produced = nil
 	}
 	if v.routerErr == nil && !v.ownAck && len(produced) > 0 {
-		if !noPublisher(msg) {
-			m.await(s, msg, produced, v.status, ex)
+		if !noPublisher(r.msg) {
+			m.await(r, produced, v.status)
 			return produced, nil
 		}
 		v.status, v.exception = statusError, message.ErrOutputInNoPublisherHandler
@@ -95,7 +139,7 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	if v.exception != nil {
 		exception = m.processExceptionTypes.of(v.exception)
 	}
-	m.record(s, v.status, exception, ex)
+	m.record(s, v.status, exception, r.ex)
 	return produced, v.routerErr
 }
 

@@ -70,10 +70,10 @@ const sweepStep = 4
 // thousands gives most of its memory back.
 const maxFree = 256
 
-// await makes msg's status wait for the router to publish produced. Nil
+// await makes the status of r's message wait for the router to publish produced. Nil
 // produced messages are left alone: the router fails on them before any
 // publish, and the backstop sees the nack.
-func (m *Metrics) await(s *receiveSeries, msg *message.Message, produced []*message.Message, st status, ex prometheus.Labels) {
+func (m *Metrics) await(r *reception, produced []*message.Message, st status) {
 	n := 0
 	for _, p := range produced {
 		if p != nil {
@@ -83,7 +83,7 @@ func (m *Metrics) await(s *receiveSeries, msg *message.Message, produced []*mess
 	u := &m.undecided
 	u.mu.Lock()
 	a := u.reuse()
-	*a = awaiting{series: s, exemplar: ex, status: st, consumed: msg, produced: produced, remaining: n}
+	*a = awaiting{series: r.s, exemplar: r.ex, status: st, consumed: r.msg, produced: produced, remaining: n}
 	u.push(a)
 	u.pending.Add(1)
 	u.mu.Unlock()
