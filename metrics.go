@@ -143,14 +143,20 @@ func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
 // publishSeriesFor finds the series of one destination of a publisher
 // whose broker label is broker. A batch is labelled by its first message.
 func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[publishSeries]) *publishSeries {
-	destination := destinationLabel(topic)
 	if m.dynamic {
-		return m.publishSeries(broker, destination, customValues(m.cfg.custom, firstMessage(msgs)))
+		return m.publishSeries(broker, destinationLabel(topic), customValues(m.cfg.custom, firstMessage(msgs)))
 	}
-	if s := last.Load(); s != nil && s.key.destination == destination {
+	// A topic equal to the last series' destination label is a valid
+	// label value already: its bytes need not be read again to check it.
+	s := last.Load()
+	if s != nil && s.key.destination == topic {
 		return s
 	}
-	s := m.publishSeries(broker, destination, m.customStatic)
+	destination := destinationLabel(topic)
+	if s != nil && s.key.destination == destination {
+		return s
+	}
+	s = m.publishSeries(broker, destination, m.customStatic)
 	last.Store(s)
 	return s
 }
