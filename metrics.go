@@ -149,11 +149,11 @@ func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message
 	// A topic equal to the last series' destination label is a valid
 	// label value already: its bytes need not be read again to check it.
 	s := last.Load()
-	if s != nil && s.key.destination == topic {
+	if s != nil && s.destination == topic {
 		return s
 	}
 	destination := destinationLabel(topic)
-	if s != nil && s.key.destination == destination {
+	if s != nil && s.destination == destination {
 		return s
 	}
 	s = m.publishSeries(broker, destination, m.customStatic)

@@ -61,9 +61,10 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	m.sweep(false)
 	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
-	add(s.received, 1, ex)
-	s.size.Observe(float64(len(msg.Payload)))
-	s.inProcess.Inc()
+	shape := m.families.rx.shape
+	s.received(ex)
+	s.observeSize(shape, float64(len(msg.Payload)))
+	s.w[rxInProcess].Add(1)
 	poisonedBefore := poisoned(msg)
 	start := m.elapsed()
 	returned := false
@@ -72,13 +73,13 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 			// The handler panicked. Count it and let the panic go on
 			// unrecovered: recovering is the business of a Recoverer
 			// middleware or of the router.
-			observe(s.duration, (m.elapsed() - start).Seconds(), ex)
+			s.observeDuration(shape, (m.elapsed() - start).Seconds(), ex)
 			m.record(s, statusError, exceptionPanic, ex)
 		}
 	}()
 	produced, err = h(msg)
 	returned = true
-	observe(s.duration, (m.elapsed() - start).Seconds(), ex)
+	s.observeDuration(shape, (m.elapsed() - start).Seconds(), ex)
 
 	v := decide(msg, err, poisonedBefore)
 	if v.dropped {
@@ -113,6 +114,5 @@ func (m *Metrics) record(s *receiveSeries, st status, exceptionType string, ex p
 	if exceptionType != "" {
 		add(s.exceptions.WithLabelValues(exceptionType), 1, ex)
 	}
-	add(s.processed[st], 1, ex)
-	s.inProcess.Dec()
+	s.processed(st, ex)
 }
