@@ -1,8 +1,6 @@
 package wmprom
 
 import (
-	"sync/atomic"
-
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -39,16 +37,15 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // told (logging.go) and for a nested middleware of m (misuse.go), which
 // passes messages through uncounted once it finds itself nested.
 func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
-	last := new(atomic.Pointer[lastReceive])
+	c := new(handlerChain)
 	logged := logCauses(h, logger)
-	nested := new(atomic.Bool)
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if nested.Load() {
+		if c.nested.Load() {
 			return h(msg)
 		}
-		s := m.receiveSeriesFor(msg, last)
+		s := m.receiveSeriesFor(msg, c)
 		if !s.nesting.enter(msg) {
-			nested.Store(true)
+			c.nested.Store(true)
 			m.reportNested(logger, msg)
 			return h(msg)
 		}
