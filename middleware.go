@@ -44,6 +44,7 @@ func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapt
 			return h(msg)
 		}
 		s := m.receiveSeriesFor(msg, c)
+		s.warm(m.families.rx.shape, len(msg.Payload))
 		if !s.nesting.enter(msg) {
 			c.nested.Store(true)
 			m.reportNested(logger, msg)
