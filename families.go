@@ -97,7 +97,7 @@ func newFamilies(c *config) *families {
 		rx.processed.statusWords = append(rx.processed.statusWords, rxProcessed+int(st))
 	}
 	size := rxFamily(receivedSizeName, receivedSizeHelp, receive)
-	size.kind, size.word, size.bounds, size.sumWord = histogramFamily, rx.shape.sizeAt, c.sizeBuckets, rxSizeSum
+	size.kind, size.word, size.bounds, size.sumWord, size.wholeSum = histogramFamily, rx.shape.sizeAt, c.sizeBuckets, rxSizeSum, true
 	rx.size = histogram(sizeVec, size)
 	duration := rxFamily(processDurationName, processDurationHelp, receive)
 	duration.kind, duration.word, duration.bounds, duration.sumWord = histogramFamily, rxDurationBuckets, c.durationBuckets, rxDurationSum

@@ -60,9 +60,9 @@ func (m *Metrics) handle(h message.HandlerFunc, s *receiveSeries, msg *message.M
 	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
 	shape := m.families.rx.shape
-	s.received(ex)
-	s.observeSize(shape, float64(len(msg.Payload)))
-	s.w[rxInProcess].Add(1)
+	s.received(shape, ex)
+	s.observeSize(shape, len(msg.Payload))
+	s.started(shape)
 	poisonedBefore := poisoned(msg)
 	start := m.elapsed()
 	returned := false
@@ -112,5 +112,5 @@ func (m *Metrics) record(s *receiveSeries, st status, exceptionType string, ex p
 	if exceptionType != "" {
 		add(s.exceptions.WithLabelValues(exceptionType), 1, ex)
 	}
-	s.processed(st, ex)
+	s.processed(m.families.rx.shape, st, ex)
 }

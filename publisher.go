@@ -76,6 +76,7 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m.sweep(false)
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	shape := m.families.px.shape
+	s.warm(shape)
 	ex := m.exemplar(firstMessage(msgs))
 	m.stampPublishTime(msgs)
 	start := m.elapsed()

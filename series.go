@@ -90,7 +90,7 @@ func (s *publishShape) words() int { return s.failedAt + 1 }
 
 // Words kept inside the series for the default buckets (14 duration and
 // 11 size bounds): larger layouts get an array of their own, one pointer
-// away.
+// away. Slightly more fit: the padding would take the room anyway.
 const (
 	receiveInlineWords = rxDurationBuckets + 15 + 12
 	publishInlineWords = pxDurationBuckets + 15 + 1
@@ -98,14 +98,16 @@ const (
 
 // receiveFields are a receiveSeries but for the padding.
 type receiveFields struct {
-	// The first cache line: what every message reads and writes, with
-	// the first four words.
-	nesting nesting         // misuse.go
-	w       []atomic.Uint64 // the label set's words: inline, unless another Metrics created the set
+	// The first cache line: the nesting mark and the first seven words,
+	// all written by every message. Nothing only read shares a line with
+	// words: with one handler's messages on several cores, a read of a
+	// line another core keeps writing waits for it as a write does.
+	nesting nesting // misuse.go
 	inline  [receiveInlineWords]atomic.Uint64
 
-	// Cold: what only creation, exemplars, exceptions, message age and
-	// native histograms read.
+	// Only read, and most of them rarely: the words when they do not fit
+	// inline, exemplars, exceptions, message age, native histograms.
+	outline    []atomic.Uint64
 	set        *labelSet
 	exceptions *prometheus.CounterVec // curried down to exception_type
 	age        ageSeries
@@ -113,10 +115,11 @@ type receiveFields struct {
 	duration   prometheus.Observer // native histograms only
 }
 
-// receiveSeries is one Metrics' view of one handler's receive label set.
-// Its size is a multiple of the cache line, so the allocator's size class
-// for it starts every object on a line boundary: the first words share
-// the first line with the fields every message reads.
+// receiveSeries is one Metrics' view of one handler's receive label set,
+// and its own words of it: Metrics sharing a label set (two routers with
+// one app name) each count in their own series, and a scrape adds them
+// up. Its size is a multiple of the cache line, so the allocator's size
+// class for it starts every object on a line boundary.
 type receiveSeries struct {
 	receiveFields
 	_ [(cacheLine - unsafe.Sizeof(receiveFields{})%cacheLine) % cacheLine]byte
@@ -128,21 +131,23 @@ type receiveKey struct{ broker, handler, custom string }
 
 // publishFields are a publishSeries but for the padding.
 type publishFields struct {
-	// The first cache line: the cache check, the success count, the
-	// duration sum and the first duration bucket.
-	w []atomic.Uint64
-	// destination is the destination label, which publishers compare
-	// with their topic before making it a label value.
-	destination string
-	inline      [publishInlineWords]atomic.Uint64
+	// The first cache line: the success count, the duration sum and the
+	// first six duration buckets.
+	inline [publishInlineWords]atomic.Uint64
 
-	set        *labelSet
-	exceptions *prometheus.CounterVec // curried down to exception_type
-	duration   prometheus.Observer    // native histograms only
+	// destination is the destination label, which every publish compares
+	// with its topic before making it a label value: read only, after
+	// the words, on the line of the last buckets and the error count,
+	// which few publishes write.
+	destination string
+	outline     []atomic.Uint64
+	set         *labelSet
+	exceptions  *prometheus.CounterVec // curried down to exception_type
+	duration    prometheus.Observer    // native histograms only
 }
 
 // publishSeries is one Metrics' view of one destination's publish label
-// set, padded as receiveSeries is.
+// set and its own words, padded as receiveSeries is.
 type publishSeries struct {
 	publishFields
 	_ [(cacheLine - unsafe.Sizeof(publishFields{})%cacheLine) % cacheLine]byte
@@ -153,11 +158,10 @@ type publishKey struct{ broker, destination, custom string }
 // cacheLine is the cache line size of the CPUs Go runs on in production.
 const cacheLine = 64
 
-// newReceiveSeries creates the series of one handler: its label set's
-// words, shared with any Metrics that created the same label set before,
-// and the children of the families client_golang keeps. All five
-// processed statuses exist at zero from the start, so status panels show
-// 0 rather than "No data".
+// newReceiveSeries creates the series of one handler: its words, added
+// to its label set's (created on first use), and the children of the
+// families client_golang keeps. All five processed statuses exist at
+// zero from the start, so status panels show 0 rather than "No data".
 func (f *families) newReceiveSeries(key receiveKey, app string, custom []string) *receiveSeries {
 	values := append([]string{app, key.broker, key.handler}, custom...)
 	shape := f.rx.shape
@@ -170,8 +174,10 @@ func (f *families) newReceiveSeries(key receiveKey, app string, custom []string)
 	if shape.durationVec != nil {
 		s.duration = shape.durationVec.WithLabelValues(values...)
 	}
-	s.set = f.rx.sets.labelSet(values, ownWords(s.inline[:], shape.words))
-	s.w = s.set.w
+	if shape.words > len(s.inline) {
+		s.outline = make([]atomic.Uint64, shape.words)
+	}
+	s.set = f.rx.sets.labelSet(values, s.words(shape))
 	return s
 }
 
@@ -186,18 +192,27 @@ func (f *families) newPublishSeries(key publishKey, app string, custom []string)
 	if shape.durationVec != nil {
 		s.duration = shape.durationVec.WithLabelValues(values...)
 	}
-	s.set = f.px.sets.labelSet(values, ownWords(s.inline[:], shape.words()))
-	s.w = s.set.w
+	if shape.words() > len(s.inline) {
+		s.outline = make([]atomic.Uint64, shape.words())
+	}
+	s.set = f.px.sets.labelSet(values, s.words(shape))
 	return s
 }
 
-// ownWords returns n words: the first n of inline when they fit, else an
-// array of their own.
-func ownWords(inline []atomic.Uint64, n int) []atomic.Uint64 {
-	if n <= len(inline) {
-		return inline[:n:n]
+// words returns the series' words: inline for the default buckets, found
+// without reading anything of s.
+func (s *receiveSeries) words(shape *receiveShape) []atomic.Uint64 {
+	if shape.words <= len(s.inline) {
+		return s.inline[:]
 	}
-	return make([]atomic.Uint64, n)
+	return s.outline
+}
+
+func (s *publishSeries) words(shape *publishShape) []atomic.Uint64 {
+	if shape.words() <= len(s.inline) {
+		return s.inline[:]
+	}
+	return s.outline
 }
 
 // warm reads a word of each line of s that a message of size bytes
@@ -206,16 +221,26 @@ func ownWords(inline []atomic.Uint64, n int) []atomic.Uint64 {
 // lines' cache misses overlap, where each write would otherwise wait for
 // its own.
 func (s *receiveSeries) warm(shape *receiveShape, size int) {
-	// The compiler keeps atomic loads whose values are unused.
-	s.w[rxProcessed].Load()
+	w := s.words(shape)
+	// The compiler keeps atomic loads whose values are unused. The first
+	// line (the nesting mark, the counts, the common statuses) is the
+	// first written; the second holds the first duration buckets.
+	w[rxDurationBuckets].Load()
 	if shape.sizeVec == nil {
-		s.w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(size))].Load()
+		w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(size))].Load()
 	}
 }
 
+// warm reads the first word of s, on the line a publish writes, before
+// anything the publish waits for: see receiveSeries.warm.
+func (s *publishSeries) warm(shape *publishShape) { s.words(shape)[pxSucceeded].Load() }
+
+// started counts one message in process.
+func (s *receiveSeries) started(shape *receiveShape) { s.words(shape)[rxInProcess].Add(1) }
+
 // received counts one received message.
-func (s *receiveSeries) received(ex prometheus.Labels) {
-	s.w[rxReceived].Add(1)
+func (s *receiveSeries) received(shape *receiveShape, ex prometheus.Labels) {
+	s.words(shape)[rxReceived].Add(1)
 	if ex != nil {
 		s.set.exemplar(rxReceived, 1, ex)
 	}
@@ -223,23 +248,27 @@ func (s *receiveSeries) received(ex prometheus.Labels) {
 
 // processed counts one processed message with status st and takes it out
 // of the in-process gauge.
-func (s *receiveSeries) processed(st status, ex prometheus.Labels) {
-	s.w[rxProcessed+int(st)].Add(1)
+func (s *receiveSeries) processed(shape *receiveShape, st status, ex prometheus.Labels) {
+	w := s.words(shape)
+	w[rxProcessed+int(st)].Add(1)
 	if ex != nil {
 		s.set.exemplar(rxProcessed+int(st), 1, ex)
 	}
-	s.w[rxInProcess].Add(^uint64(0))
+	w[rxInProcess].Add(^uint64(0))
 }
 
 // observeSize observes a received payload size, without exemplar: the
-// size of a message says nothing its trace would explain.
-func (s *receiveSeries) observeSize(shape *receiveShape, v float64) {
+// size of a message says nothing its trace would explain. The sum is
+// kept in whole bytes, exact where client_golang's float sum is exact
+// (below 2^53 bytes) and beyond.
+func (s *receiveSeries) observeSize(shape *receiveShape, v int) {
 	if shape.sizeVec != nil {
-		s.size.Observe(v)
+		s.size.Observe(float64(v))
 		return
 	}
-	s.w[shape.sizeAt+bucketOf(shape.sizeBounds, v)].Add(1)
-	addFloat(&s.w[rxSizeSum], v)
+	w := s.words(shape)
+	w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(v))].Add(1)
+	w[rxSizeSum].Add(uint64(v))
 }
 
 // observeDuration observes a processing duration, in seconds.
@@ -248,9 +277,10 @@ func (s *receiveSeries) observeDuration(shape *receiveShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
+	w := s.words(shape)
 	b := rxDurationBuckets + bucketOf(shape.durationBounds, v)
-	s.w[b].Add(1)
-	addFloat(&s.w[rxDurationSum], v)
+	w[b].Add(1)
+	addFloat(&w[rxDurationSum], v)
 	if ex != nil {
 		s.set.exemplar(b, v, ex)
 	}
@@ -262,7 +292,7 @@ func (s *publishSeries) published(shape *publishShape, n int, failed bool, ex pr
 	if failed {
 		i = shape.failedAt
 	}
-	s.w[i].Add(uint64(n))
+	s.words(shape)[i].Add(uint64(n))
 	if ex != nil {
 		s.set.exemplar(i, float64(n), ex)
 	}
@@ -274,9 +304,10 @@ func (s *publishSeries) observeDuration(shape *publishShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
+	w := s.words(shape)
 	b := pxDurationBuckets + bucketOf(shape.durationBounds, v)
-	s.w[b].Add(1)
-	addFloat(&s.w[pxDurationSum], v)
+	w[b].Add(1)
+	addFloat(&w[pxDurationSum], v)
 	if ex != nil {
 		s.set.exemplar(b, v, ex)
 	}

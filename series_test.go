@@ -6,6 +6,7 @@ import (
 	"testing"
 	"unsafe"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
@@ -23,7 +24,7 @@ func TestSeriesStartOnCacheLines(t *testing.T) {
 		if a := uintptr(unsafe.Pointer(p)); a%cacheLine != 0 {
 			t.Errorf("publish series at %#x, %d bytes into a line", a, a%cacheLine)
 		}
-		if &r.w[0] != &r.inline[0] || &p.w[0] != &p.inline[0] {
+		if r.outline != nil || p.outline != nil {
 			t.Error("the default buckets' words are not inline")
 		}
 	}
@@ -120,7 +121,7 @@ func TestScrapeDuringTraffic(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 20000 {
-			s.observeSize(shape, float64(i%3000))
+			s.observeSize(shape, i%3000)
 			s.observeDuration(shape, float64(i%20)/100, nil)
 		}
 	}()
@@ -152,4 +153,30 @@ func TestScrapeDuringTraffic(t *testing.T) {
 			}
 		}
 	}
+}
+
+// Two Metrics recording one label set (two routers with one app name)
+// count in series of their own, which a scrape adds up.
+func TestLabelSetSharedByTwoMetrics(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	var hs []message.HandlerFunc
+	for range 2 {
+		m, err := New(reg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		hs = append(hs, m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil }))
+	}
+	for i, h := range hs {
+		for range i + 1 {
+			_, _ = h(message.NewMessage("1", make([]byte, 100)))
+		}
+	}
+	assertSamples(t, reg, []string{"app_name", "broker"}, `
+		received_messages_total{handler="unknown"} 3
+		received_messages_in_process{handler="unknown"} 0
+		received_messages_size_bytes_sum{handler="unknown"} 300
+		received_messages_size_bytes_count{handler="unknown"} 3
+		`+processed("unknown", 3, 0, 0, 0, 0),
+		"received_messages_total", "received_messages_in_process", "received_messages_size_bytes", "received_processed_messages_total")
 }

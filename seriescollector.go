@@ -19,17 +19,40 @@ import (
 // constant form in client_golang: with WithNativeHistograms the
 // histograms stay client_golang's HistogramVecs.
 
-// labelSet is the numbers of one label set, shared by every Metrics that
-// records it (two routers with one app name, say), as client_golang
-// children are shared by Metrics sharing a family.
+// labelSet is one label set of a family group: the words of the series
+// that count in it, one per Metrics recording it (two routers with one
+// app name, say), which a scrape adds up, as client_golang children are
+// shared by Metrics sharing a family.
 type labelSet struct {
-	values  []string        // app, broker, handler or destination, custom...
-	w       []atomic.Uint64 // in the layout of the family group's shape
-	created time.Time       // exposed as the created timestamp, as client_golang does
+	values  []string  // app, broker, handler or destination, custom...
+	n       int       // words per series, in the layout of the group's shape
+	created time.Time // exposed as the created timestamp, as client_golang does
+
+	// parts are the series' words; a new series replaces the slice, so a
+	// scrape reads the one it loads without a lock.
+	parts atomic.Pointer[[][]atomic.Uint64]
 
 	// exemplars holds the last exemplar of each word that takes one, made
 	// at the first exemplar: a service without traces never pays for it.
 	exemplars atomic.Pointer[[]atomic.Pointer[exemplarValue]]
+}
+
+// word is word i summed over the series.
+func (l *labelSet) word(i int) uint64 {
+	var v uint64
+	for _, w := range *l.parts.Load() {
+		v += w[i].Load()
+	}
+	return v
+}
+
+// float is word i, float64 bits in each series, summed over the series.
+func (l *labelSet) float(i int) float64 {
+	var v float64
+	for _, w := range *l.parts.Load() {
+		v += math.Float64frombits(w[i].Load())
+	}
+	return v
 }
 
 // exemplarValue is one exemplar: the value counted or observed, the
@@ -45,7 +68,7 @@ type exemplarValue struct {
 func (l *labelSet) exemplar(i int, v float64, ex prometheus.Labels) {
 	slots := l.exemplars.Load()
 	if slots == nil {
-		fresh := make([]atomic.Pointer[exemplarValue], len(l.w))
+		fresh := make([]atomic.Pointer[exemplarValue], l.n)
 		if l.exemplars.CompareAndSwap(nil, &fresh) {
 			slots = &fresh
 		} else {
@@ -82,18 +105,21 @@ type seriesStore struct {
 
 func newSeriesStore() *seriesStore { return &seriesStore{index: map[string]*labelSet{}} }
 
-// labelSet returns the label set of values, creating it with words (which
-// the creator laid out in the group's shape) when it is new.
+// labelSet returns the label set of values, with words, a new series'
+// words laid out in the group's shape, added to it.
 func (s *seriesStore) labelSet(values []string, words []atomic.Uint64) *labelSet {
 	key := strings.Join(values, customSeparator)
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if l, ok := s.index[key]; ok {
-		return l
+	l, ok := s.index[key]
+	if !ok {
+		l = &labelSet{values: values, n: len(words), created: time.Now()}
+		l.parts.Store(&[][]atomic.Uint64{})
+		s.index[key] = l
+		s.sets = append(s.sets, l)
 	}
-	l := &labelSet{values: values, w: words, created: time.Now()}
-	s.index[key] = l
-	s.sets = append(s.sets, l)
+	parts := append(append([][]atomic.Uint64(nil), *l.parts.Load()...), words)
+	l.parts.Store(&parts)
 	return l
 }
 
@@ -124,8 +150,9 @@ type seriesFamily struct {
 	statuses    []string // statusFamily: the status label values,
 	statusWords []int    // and their words
 
-	bounds  []float64 // histogramFamily: the upper bounds,
-	sumWord int       // and the sum's word
+	bounds   []float64 // histogramFamily: the upper bounds,
+	sumWord  int       // the sum's word,
+	wholeSum bool      // and whether the sum is a whole number rather than float64 bits
 
 	// group is the receiveGroup or publishGroup the family belongs to:
 	// what a Metrics adopting the family adopts with it.
@@ -144,7 +171,7 @@ func (f *seriesFamily) Collect(ch chan<- prometheus.Metric) {
 		case counterFamily:
 			ch <- f.counter(l, f.word, l.values)
 		case gaugeFamily:
-			ch <- orInvalid(f.desc)(prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, float64(int64(l.w[f.word].Load())), l.values...))
+			ch <- orInvalid(f.desc)(prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, float64(int64(l.word(f.word))), l.values...))
 		case statusFamily:
 			for i, st := range f.statuses {
 				values = append(append(append(values[:0], l.values[:3]...), st), l.values[3:]...)
@@ -158,7 +185,7 @@ func (f *seriesFamily) Collect(ch chan<- prometheus.Metric) {
 
 // counter is the counter of word i of l.
 func (f *seriesFamily) counter(l *labelSet, i int, values []string) prometheus.Metric {
-	m, err := prometheus.NewConstMetricWithCreatedTimestamp(f.desc, prometheus.CounterValue, float64(l.w[i].Load()), l.created, values...)
+	m, err := prometheus.NewConstMetricWithCreatedTimestamp(f.desc, prometheus.CounterValue, float64(l.word(i)), l.created, values...)
 	if err != nil {
 		return prometheus.NewInvalidMetric(f.desc, err)
 	}
@@ -173,11 +200,14 @@ func (f *seriesFamily) histogram(l *labelSet) prometheus.Metric {
 	buckets := make(map[float64]uint64, len(f.bounds))
 	var count uint64
 	for i, bound := range f.bounds {
-		count += l.w[f.word+i].Load()
+		count += l.word(f.word + i)
 		buckets[bound] = count
 	}
-	count += l.w[f.word+len(f.bounds)].Load()
-	sum := math.Float64frombits(l.w[f.sumWord].Load())
+	count += l.word(f.word + len(f.bounds))
+	sum := float64(l.word(f.sumWord))
+	if !f.wholeSum {
+		sum = l.float(f.sumWord)
+	}
 	m, err := prometheus.NewConstHistogramWithCreatedTimestamp(f.desc, count, sum, buckets, l.created, l.values...)
 	if err != nil {
 		return prometheus.NewInvalidMetric(f.desc, err)
