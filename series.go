@@ -14,10 +14,11 @@ import (
 // (a counter, a gauge, five status counters and two histograms, each an
 // object of its own with its own bucket array) those numbers were spread
 // over some twenty cache lines, each a cache miss once the working set of
-// all handlers outgrows the CPU caches. Here a label set's numbers are one
-// array of words, laid out so that a message touches three lines on
-// receive and one or two on publish; seriescollector.go exposes them
-// through client_golang at scrape time.
+// all handlers outgrows the CPU caches. Here a series' numbers are one
+// array of words inside it, laid out so that a message touches three of
+// its lines on receive and two on publish (its words and the destination
+// label it checks); seriescollector.go exposes them through client_golang
+// at scrape time.
 
 // The words of a receive label set, in order: what every message touches
 // first, then the statuses, then the duration buckets (durations mostly
@@ -28,7 +29,7 @@ const (
 	rxReceived        = iota // received_messages_total
 	rxInProcess              // received_messages_in_process, two's complement
 	rxDurationSum            // processing duration sum, float64 bits
-	rxSizeSum                // received size sum, float64 bits
+	rxSizeSum                // received size sum, in whole bytes: one add, not a float64 CAS loop
 	rxProcessed              // received_processed_messages_total, statusCount words
 	rxDurationBuckets = rxProcessed + int(statusCount)
 )
