@@ -10,19 +10,44 @@ import (
 // families are the nine metric families of FastStream's
 // PrometheusMiddleware, with the same names, types and labels.
 type families struct {
-	received          *prometheus.CounterVec   // prefix_received_messages_total
-	receivedSize      *prometheus.HistogramVec // prefix_received_messages_size_bytes
-	inProcess         *prometheus.GaugeVec     // prefix_received_messages_in_process
-	processed         *prometheus.CounterVec   // prefix_received_processed_messages_total
-	processDuration   *prometheus.HistogramVec // prefix_received_processed_messages_duration_seconds
-	processExceptions *prometheus.CounterVec   // prefix_received_processed_messages_exceptions_total
-	published         *prometheus.CounterVec   // prefix_published_messages_total
-	publishDuration   *prometheus.HistogramVec // prefix_published_messages_duration_seconds
-	publishExceptions *prometheus.CounterVec   // prefix_published_messages_exceptions_total
+	received          *seriesFamily        // prefix_received_messages_total
+	receivedSize      prometheus.Collector // prefix_received_messages_size_bytes: a *seriesFamily, or a *prometheus.HistogramVec when native
+	inProcess         *seriesFamily        // prefix_received_messages_in_process
+	processed         *seriesFamily        // prefix_received_processed_messages_total
+	processDuration   prometheus.Collector // prefix_received_processed_messages_duration_seconds, as receivedSize
+	processExceptions *prometheus.CounterVec
+	published         *seriesFamily        // prefix_published_messages_total
+	publishDuration   prometheus.Collector // prefix_published_messages_duration_seconds, as receivedSize
+	publishExceptions *prometheus.CounterVec
 
 	age *ageFamilies // nil unless WithMessageAge(true); age.go
 
 	customNames []string // WithLabel and WithLabelFunc names, after the built-in labels
+
+	// The families whose numbers are label sets' words (series.go), with
+	// the store of those label sets and their layout, one group per side.
+	rx *receiveGroup
+	px *publishGroup
+}
+
+// receiveGroup is the receive families kept in label sets' words. They
+// are adopted together: a Metrics that finds received_messages_total
+// registered by another Metrics takes that one's whole group, label
+// sets, layout and native histograms included.
+type receiveGroup struct {
+	received, inProcess, processed *seriesFamily
+	size, duration                 prometheus.Collector // *seriesFamily, or *prometheus.HistogramVec when native
+	sets                           *seriesStore
+	shape                          *receiveShape
+}
+
+// publishGroup is the publish families kept in label sets' words,
+// adopted together as receiveGroup is.
+type publishGroup struct {
+	published *seriesFamily
+	duration  prometheus.Collector
+	sets      *seriesStore
+	shape     *publishShape
 }
 
 func newFamilies(c *config) *families {
@@ -31,50 +56,94 @@ func newFamilies(c *config) *families {
 	receive := labels(labelAppName, labelBroker, labelHandler)
 	publish := labels(labelAppName, labelBroker, labelDestination)
 	name := func(n string) string { return c.prefix + "_" + n }
+	nativeVec := func(opts prometheus.HistogramOpts, labels []string) *prometheus.HistogramVec {
+		if c.native.form == 0 {
+			return nil
+		}
+		return prometheus.NewHistogramVec(c.native.histogramOpts(opts), labels)
+	}
+	histogram := func(vec *prometheus.HistogramVec, f *seriesFamily) prometheus.Collector {
+		if vec != nil {
+			return vec
+		}
+		return f
+	}
 
-	return &families{
+	const (
+		receivedSizeName    = "received_messages_size_bytes"
+		receivedSizeHelp    = "Payload size of received messages, in bytes."
+		processDurationName = "received_processed_messages_duration_seconds"
+		processDurationHelp = "Time spent processing a message, whatever the outcome, in seconds."
+		publishDurationName = "published_messages_duration_seconds"
+		publishDurationHelp = "Time spent publishing, whatever the outcome, in seconds."
+	)
+	sizeVec := nativeVec(prometheus.HistogramOpts{Name: name(receivedSizeName), Help: receivedSizeHelp, Buckets: c.sizeBuckets}, receive)
+	processVec := nativeVec(prometheus.HistogramOpts{Name: name(processDurationName), Help: processDurationHelp, Buckets: c.durationBuckets}, receive)
+	publishVec := nativeVec(prometheus.HistogramOpts{Name: name(publishDurationName), Help: publishDurationHelp, Buckets: c.durationBuckets}, publish)
+
+	rx := &receiveGroup{sets: newSeriesStore(), shape: newReceiveShape(c.durationBuckets, c.sizeBuckets, processVec, sizeVec)}
+	rxFamily := func(n, help string, labels []string) *seriesFamily {
+		return &seriesFamily{desc: prometheus.NewDesc(name(n), help, labels, nil), store: rx.sets, group: rx}
+	}
+	rx.received = rxFamily("received_messages_total", "Messages received, counted before processing starts.", receive)
+	rx.received.kind, rx.received.word = counterFamily, rxReceived
+	rx.inProcess = rxFamily("received_messages_in_process", "Messages being processed right now.", receive)
+	rx.inProcess.kind, rx.inProcess.word = gaugeFamily, rxInProcess
+	rx.processed = rxFamily("received_processed_messages_total",
+		"Messages processed, by status: acked, nacked, rejected, skipped or error.",
+		labels(labelAppName, labelBroker, labelHandler, labelStatus))
+	rx.processed.kind, rx.processed.statuses = statusFamily, statusNames[:]
+	for st := range statusCount {
+		rx.processed.statusWords = append(rx.processed.statusWords, rxProcessed+int(st))
+	}
+	size := rxFamily(receivedSizeName, receivedSizeHelp, receive)
+	size.kind, size.word, size.bounds, size.sumWord, size.wholeSum = histogramFamily, rx.shape.sizeAt, c.sizeBuckets, rxSizeSum, true
+	rx.size = histogram(sizeVec, size)
+	duration := rxFamily(processDurationName, processDurationHelp, receive)
+	duration.kind, duration.word, duration.bounds, duration.sumWord = histogramFamily, rxDurationBuckets, c.durationBuckets, rxDurationSum
+	rx.duration = histogram(processVec, duration)
+
+	px := &publishGroup{sets: newSeriesStore(), shape: newPublishShape(c.durationBuckets, publishVec)}
+	px.published = &seriesFamily{
+		desc: prometheus.NewDesc(name("published_messages_total"), "Messages published, by status: success or error.",
+			labels(labelAppName, labelBroker, labelDestination, labelStatus), nil),
+		store: px.sets, group: px, kind: statusFamily,
+		statuses: []string{"success", "error"}, statusWords: []int{pxSucceeded, px.shape.failedAt},
+	}
+	px.duration = histogram(publishVec, &seriesFamily{
+		desc:  prometheus.NewDesc(name(publishDurationName), publishDurationHelp, publish, nil),
+		store: px.sets, group: px, kind: histogramFamily,
+		word: pxDurationBuckets, bounds: c.durationBuckets, sumWord: pxDurationSum,
+	})
+
+	f := &families{
 		customNames: custom,
 		age:         newAgeFamilies(c, receive),
-		received: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: name("received_messages_total"),
-			Help: "Messages received, counted before processing starts.",
-		}, receive),
-		receivedSize: prometheus.NewHistogramVec(c.native.histogramOpts(prometheus.HistogramOpts{
-			Name:    name("received_messages_size_bytes"),
-			Help:    "Payload size of received messages, in bytes.",
-			Buckets: c.sizeBuckets,
-		}), receive),
-		inProcess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: name("received_messages_in_process"),
-			Help: "Messages being processed right now.",
-		}, receive),
-		processed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: name("received_processed_messages_total"),
-			Help: "Messages processed, by status: acked, nacked, rejected, skipped or error.",
-		}, labels(labelAppName, labelBroker, labelHandler, labelStatus)),
-		processDuration: prometheus.NewHistogramVec(c.native.histogramOpts(prometheus.HistogramOpts{
-			Name:    name("received_processed_messages_duration_seconds"),
-			Help:    "Time spent processing a message, whatever the outcome, in seconds.",
-			Buckets: c.durationBuckets,
-		}), receive),
 		processExceptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("received_processed_messages_exceptions_total"),
 			Help: "Errors and panics while processing messages, by exception type.",
 		}, labels(labelAppName, labelBroker, labelHandler, labelExceptionType)),
-		published: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: name("published_messages_total"),
-			Help: "Messages published, by status: success or error.",
-		}, labels(labelAppName, labelBroker, labelDestination, labelStatus)),
-		publishDuration: prometheus.NewHistogramVec(c.native.histogramOpts(prometheus.HistogramOpts{
-			Name:    name("published_messages_duration_seconds"),
-			Help:    "Time spent publishing, whatever the outcome, in seconds.",
-			Buckets: c.durationBuckets,
-		}), publish),
 		publishExceptions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: name("published_messages_exceptions_total"),
 			Help: "Errors while publishing messages, by exception type.",
 		}, labels(labelAppName, labelBroker, labelDestination, labelExceptionType)),
 	}
+	f.useReceive(rx)
+	f.usePublish(px)
+	return f
+}
+
+// useReceive makes g the receive families.
+func (f *families) useReceive(g *receiveGroup) {
+	f.rx = g
+	f.received, f.inProcess, f.processed = g.received, g.inProcess, g.processed
+	f.receivedSize, f.processDuration = g.size, g.duration
+}
+
+// usePublish makes g the publish families.
+func (f *families) usePublish(g *publishGroup) {
+	f.px = g
+	f.published, f.publishDuration = g.published, g.duration
 }
 
 // register registers every family, or adopts the one already registered
@@ -83,14 +152,9 @@ func newFamilies(c *config) *families {
 // registry as it found it.
 func (f *families) register(reg prometheus.Registerer) error {
 	r := &registrar{reg: reg}
-	f.received = adopt(r, f.received)
-	f.receivedSize = adopt(r, f.receivedSize)
-	f.inProcess = adopt(r, f.inProcess)
-	f.processed = adopt(r, f.processed)
-	f.processDuration = adopt(r, f.processDuration)
+	f.useReceive(r.receiveGroup(f.rx))
 	f.processExceptions = adopt(r, f.processExceptions)
-	f.published = adopt(r, f.published)
-	f.publishDuration = adopt(r, f.publishDuration)
+	f.usePublish(r.publishGroup(f.px))
 	f.publishExceptions = adopt(r, f.publishExceptions)
 	f.age.adopt(r)
 	if r.err != nil {
@@ -99,6 +163,41 @@ func (f *families) register(reg prometheus.Registerer) error {
 		}
 	}
 	return r.err
+}
+
+// receiveGroup registers g, or adopts the group of the received family
+// already registered.
+func (r *registrar) receiveGroup(g *receiveGroup) *receiveGroup {
+	if got := adopt(r, g.received); got != g.received {
+		if other, ok := got.group.(*receiveGroup); ok {
+			g = other
+		}
+	}
+	for _, c := range []prometheus.Collector{g.size, g.inProcess, g.processed, g.duration} {
+		r.same(c)
+	}
+	return g
+}
+
+// publishGroup registers g, or adopts the group of the published family
+// already registered.
+func (r *registrar) publishGroup(g *publishGroup) *publishGroup {
+	if got := adopt(r, g.published); got != g.published {
+		if other, ok := got.group.(*publishGroup); ok {
+			g = other
+		}
+	}
+	r.same(g.duration)
+	return g
+}
+
+// same registers c, which must be new to the registry or already
+// registered itself: a family of an adopted group is, and anything else
+// registered under its description would not see its numbers.
+func (r *registrar) same(c prometheus.Collector) {
+	if got := adopt(r, c); r.err == nil && got != c {
+		r.err = errors.New("wmprom: cannot register a metric family: another collector with the same description is registered")
+	}
 }
 
 // registrar remembers what it registered, to undo it after a failure.

@@ -5,6 +5,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -105,32 +106,60 @@ func (m *Metrics) customKey(msg *message.Message) string {
 	return customValues(m.cfg.custom, msg)
 }
 
-// lastReceive is one handler middleware's memory of its series: while
-// the router's names for the handler's topic and subscriber stay the same,
-// so does the series.
-type lastReceive struct {
+// handlerChain is what one handler middleware keeps between messages:
+// one object on one cache line (padded as the series are, series.go),
+// read by every message along with the closure that holds it. With
+// thousands of handlers busy, each object a message reads is a cache
+// miss of its own.
+type handlerChain struct {
+	handlerChainFields
+	_ [(cacheLine - unsafe.Sizeof(handlerChainFields{})%cacheLine) % cacheLine]byte
+}
+
+// handlerChainFields are a handlerChain but for the padding.
+type handlerChainFields struct {
+	// nested is set once the middleware finds itself inside another of
+	// the same Metrics (misuse.go): it then passes messages through.
+	nested atomic.Bool
+
+	// The series of the first message, with the router's names for its
+	// handler's topic and subscriber: a router builds one middleware per
+	// handler, so every later message has the same names and the same
+	// series. filled says the three are written; they never change
+	// after. A handler function wrapped once and given to several
+	// handlers keeps the first handler's, and looks the others' up.
+	filled              atomic.Uint32 // chainEmpty, chainFilling, chainFilled
 	subscriber, handler string
 	series              *receiveSeries
 }
 
+const (
+	chainEmpty uint32 = iota
+	chainFilling
+	chainFilled
+)
+
 // receiveSeriesFor finds the series of the handler msg was delivered to.
-// With last, the common case is two context look-ups and two string
+// With c filled, the common case is two context look-ups and two string
 // comparisons: the raw names are compared, and made label values only
-// when they change.
-func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[lastReceive]) *receiveSeries {
+// when they differ.
+func (m *Metrics) receiveSeriesFor(msg *message.Message, c *handlerChain) *receiveSeries {
 	ctx := msg.Context()
 	handler := m.handlerOf(ctx)
 	subscriber := message.SubscriberNameFromCtx(ctx)
 	if m.dynamic {
 		return m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customKey(msg))
 	}
-	if l := last.Load(); l != nil && l.handler == handler && l.subscriber == subscriber {
-		return l.series
+	if c.filled.Load() == chainFilled && c.handler == handler && c.subscriber == subscriber {
+		return c.series
 	}
 	// The topic only picks the broker of a series not cached yet: one
 	// context look-up less for every other message.
 	s := m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customStatic)
-	last.Store(&lastReceive{subscriber: subscriber, handler: handler, series: s})
+	if c.filled.CompareAndSwap(chainEmpty, chainFilling) {
+		c.subscriber, c.handler, c.series = subscriber, handler, s
+		c.filled.Store(chainFilled)
+	}
 	return s
 }
 
@@ -140,26 +169,24 @@ func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
 	return m.receiving.get(receiveKey{broker: broker, handler: labelValue(handler), custom: custom})
 }
 
-// lastPublish is one decorated publisher's memory of its series: while
-// the raw topic stays the same, so does the series.
-type lastPublish struct {
-	topic  string
-	series *publishSeries
-}
-
 // publishSeriesFor finds the series of one destination of a publisher
 // whose broker label is broker. A batch is labelled by its first message.
-// With last, the common case is one string comparison: the raw topic is
-// compared, and made a label value only when it changes.
-func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[lastPublish]) *publishSeries {
+func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[publishSeries]) *publishSeries {
 	if m.dynamic {
 		return m.publishSeries(broker, destinationLabel(topic), customValues(m.cfg.custom, firstMessage(msgs)))
 	}
-	if l := last.Load(); l != nil && l.topic == topic {
-		return l.series
+	// A topic equal to the last series' destination label is a valid
+	// label value already: its bytes need not be read again to check it.
+	s := last.Load()
+	if s != nil && s.destination == topic {
+		return s
 	}
-	s := m.publishSeries(broker, destinationLabel(topic), m.customStatic)
-	last.Store(&lastPublish{topic: topic, series: s})
+	destination := destinationLabel(topic)
+	if s != nil && s.destination == destination {
+		return s
+	}
+	s = m.publishSeries(broker, destination, m.customStatic)
+	last.Store(s)
 	return s
 }
 

@@ -1,7 +1,6 @@
 package wmprom
 
 import (
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -49,14 +48,13 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // only a reception, and the work is done in receive and end, whose frames
 // exist only before and after the handler runs.
 func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
-	last := new(atomic.Pointer[lastReceive])
-	nested := new(atomic.Bool)
+	c := new(handlerChain)
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if nested.Load() {
+		if c.nested.Load() {
 			return h(msg)
 		}
 		r := reception{m: m, msg: msg, logger: logger}
-		if !r.receive(last, nested) {
+		if !r.receive(c) {
 			return h(msg)
 		}
 		defer r.done()
@@ -83,20 +81,22 @@ type reception struct {
 // means an enclosing middleware of the same Metrics counts it already.
 //
 //go:noinline
-func (r *reception) receive(last *atomic.Pointer[lastReceive], nested *atomic.Bool) bool {
+func (r *reception) receive(c *handlerChain) bool {
 	m, msg := r.m, r.msg
-	s := m.receiveSeriesFor(msg, last)
+	s := m.receiveSeriesFor(msg, c)
+	s.warm(m.families.rx.shape, len(msg.Payload))
 	if !s.nesting.enter(msg) {
-		nested.Store(true)
+		c.nested.Store(true)
 		m.reportNested(r.logger, msg)
 		return false
 	}
 	m.sweep(false)
 	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
-	add(s.received, 1, ex)
-	s.size.Observe(float64(len(msg.Payload)))
-	s.inProcess.Inc()
+	shape := m.families.rx.shape
+	s.received(shape, ex)
+	s.observeSize(shape, len(msg.Payload))
+	s.started(shape)
 	r.s, r.ex, r.poisonedBefore = s, ex, poisoned(msg)
 	r.start = m.elapsed()
 	return true
@@ -108,7 +108,7 @@ func (r *reception) receive(last *atomic.Pointer[lastReceive], nested *atomic.Bo
 func (r *reception) done() {
 	s := r.s
 	if !r.returned {
-		observe(s.duration, (r.m.elapsed() - r.start).Seconds(), r.ex)
+		s.observeDuration(r.m.families.rx.shape, (r.m.elapsed() - r.start).Seconds(), r.ex)
 		r.m.record(s, statusError, exceptionPanic, r.ex)
 	}
 	s.nesting.leave(r.msg)
@@ -120,7 +120,7 @@ func (r *reception) done() {
 //go:noinline
 func (r *reception) end(produced []*message.Message, err error) ([]*message.Message, error) {
 	m, s := r.m, r.s
-	observe(s.duration, (m.elapsed() - r.start).Seconds(), r.ex)
+	s.observeDuration(m.families.rx.shape, (m.elapsed() - r.start).Seconds(), r.ex)
 	if err != nil && r.logger != nil {
 		logOutcome(r.logger, r.msg, err)
 	}
@@ -157,6 +157,5 @@ func (m *Metrics) record(s *receiveSeries, st status, exceptionType string, ex p
 	if exceptionType != "" {
 		add(s.exceptions.WithLabelValues(exceptionType), 1, ex)
 	}
-	add(s.processed[st], 1, ex)
-	s.inProcess.Dec()
+	s.processed(m.families.rx.shape, st, ex)
 }

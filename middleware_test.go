@@ -446,3 +446,26 @@ func TestInProcessWhileHandling(t *testing.T) {
 		t.Errorf("in process after: %v", got)
 	}
 }
+
+// A handler function wrapped once and given to two handlers keeps the
+// first handler's series in its chain and still counts each message under
+// its own handler.
+func TestMiddlewareSharedByHandlers(t *testing.T) {
+	m, reg := newMetrics(t)
+	shared := m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
+		for _, topic := range []string{"orders", "refunds"} {
+			addConsumer(r, topic, topic, ps, func(msg *message.Message) error {
+				_, err := shared(msg)
+				return err
+			})
+		}
+	})
+	tr.publish(t, "orders", "1", "2")
+	tr.publish(t, "refunds", "3", "4", "5")
+	tr.publish(t, "orders", "6")
+	waitSamples(t, reg, []string{"app_name", "broker"}, `
+		received_messages_total{handler="orders"} 3
+		received_messages_total{handler="refunds"} 3`,
+		"received_messages_total")
+}

@@ -285,3 +285,24 @@ func TestNativeHistogramsSharedRegistry(t *testing.T) {
 		t.Errorf("second Metrics' size histogram: schema %v, %d classic buckets; want the first's classic form", got.Schema, len(got.GetBucket()))
 	}
 }
+
+// The other way round: a Metrics asking for classic histograms on a
+// registry where the first registered them native records into the
+// native ones, whose words its series do not have.
+func TestNativeHistogramsSharedRegistryNativeFirst(t *testing.T) {
+	_, reg := newMetrics(t, WithAppName("first"), WithNativeHistograms(InsteadOfClassic))
+	second, err := New(reg, WithAppName("second"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := second.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	_, _ = h(message.NewMessage("1", make([]byte, 100)))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := onlyHistogram(t, mfs, "faststream_received_messages_size_bytes")
+	if got.Schema == nil || got.GetSampleCount() != 1 {
+		t.Errorf("second Metrics' size histogram: schema %v, count %d; want the first's native form with one observation", got.Schema, got.GetSampleCount())
+	}
+}

@@ -66,7 +66,7 @@ type publisher struct {
 	next    message.Publisher
 	metrics *Metrics
 	broker  string
-	last    atomic.Pointer[lastPublish]
+	last    atomic.Pointer[publishSeries]
 	logger  watermill.LoggerAdapter // misuse.go
 }
 
@@ -75,6 +75,8 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m := p.metrics
 	m.sweep(false)
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
+	shape := m.families.px.shape
+	s.warm(shape)
 	ex := m.exemplar(firstMessage(msgs))
 	m.stampPublishTime(msgs)
 	start := m.elapsed()
@@ -83,20 +85,20 @@ func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 		if !returned {
 			// A panicking publisher failed to publish: count it so, and
 			// let the panic go on to the caller, as if wmprom were not here.
-			observe(s.duration, (m.elapsed() - start).Seconds(), ex)
-			add(s.failed, float64(len(msgs)), ex)
+			s.observeDuration(shape, (m.elapsed() - start).Seconds(), ex)
+			s.published(shape, len(msgs), true, ex)
 			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
 			m.published(msgs, nil, true)
 		}
 	}()
 	err := p.next.Publish(topic, msgs...)
 	returned = true
-	observe(s.duration, (m.elapsed() - start).Seconds(), ex)
+	s.observeDuration(shape, (m.elapsed() - start).Seconds(), ex)
 	if err != nil {
-		add(s.failed, float64(len(msgs)), ex)
+		s.published(shape, len(msgs), true, ex)
 		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, ex)
 	} else {
-		add(s.succeeded, float64(len(msgs)), ex)
+		s.published(shape, len(msgs), false, ex)
 	}
 	m.published(msgs, err, false)
 	return err

@@ -1,55 +1,184 @@
 package wmprom
 
 import (
+	"math"
+	"sort"
+	"sync/atomic"
+	"unsafe"
+
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// receiveSeries holds one handler's children of the six receive families,
-// resolved once so that a message costs no label hashing.
-type receiveSeries struct {
-	key        receiveKey
-	received   prometheus.Counter
-	size       prometheus.Observer
-	inProcess  prometheus.Gauge
-	duration   prometheus.Observer
-	processed  [statusCount]prometheus.Counter
+// A busy service has thousands of handlers and destinations, and each
+// message touches the numbers of one of each. As client_golang children
+// (a counter, a gauge, five status counters and two histograms, each an
+// object of its own with its own bucket array) those numbers were spread
+// over some twenty cache lines, each a cache miss once the working set of
+// all handlers outgrows the CPU caches. Here a series' numbers are one
+// array of words inside it, laid out so that a message touches three of
+// its lines on receive and two on publish (its words and the destination
+// label it checks); seriescollector.go exposes them through client_golang
+// at scrape time.
+
+// The words of a receive label set, in order: what every message touches
+// first, then the statuses, then the duration buckets (durations mostly
+// fall into the first few), then the size buckets. A histogram keeps no
+// count: the count is the sum of its buckets, +Inf included, so that a
+// scrape always shows the +Inf bucket equal to the count.
+const (
+	rxReceived        = iota // received_messages_total
+	rxInProcess              // received_messages_in_process, two's complement
+	rxDurationSum            // processing duration sum, float64 bits
+	rxSizeSum                // received size sum, in whole bytes: one add, not a float64 CAS loop
+	rxProcessed              // received_processed_messages_total, statusCount words
+	rxDurationBuckets = rxProcessed + int(statusCount)
+)
+
+// The words of a publish label set: success count, duration sum and
+// duration buckets first, on the line a publish mostly touches alone;
+// the error count after them.
+const (
+	pxSucceeded       = iota // published_messages_total{status="success"}
+	pxDurationSum            // publish duration sum, float64 bits
+	pxDurationBuckets        // then len(bounds)+1 buckets, then the error count
+)
+
+// receiveShape is the word layout of the receive label sets of one set
+// of families: it depends on their buckets, which the first Metrics to
+// register the families decides.
+type receiveShape struct {
+	// durationBounds and sizeBounds are the classic buckets' upper bounds;
+	// nil when native histograms keep the histogram in client_golang.
+	durationBounds, sizeBounds []float64
+	sizeAt                     int // the first size bucket's word
+	words                      int
+	// durationVec and sizeVec hold the histograms when they are native.
+	durationVec, sizeVec *prometheus.HistogramVec
+}
+
+func newReceiveShape(durationBounds, sizeBounds []float64, durationVec, sizeVec *prometheus.HistogramVec) *receiveShape {
+	s := &receiveShape{durationVec: durationVec, sizeVec: sizeVec}
+	s.sizeAt = rxDurationBuckets
+	if durationVec == nil {
+		s.durationBounds = durationBounds
+		s.sizeAt += len(durationBounds) + 1
+	}
+	s.words = s.sizeAt
+	if sizeVec == nil {
+		s.sizeBounds = sizeBounds
+		s.words += len(sizeBounds) + 1
+	}
+	return s
+}
+
+// publishShape is the word layout of the publish label sets.
+type publishShape struct {
+	durationBounds []float64 // nil when the histogram is native
+	failedAt       int
+	durationVec    *prometheus.HistogramVec
+}
+
+func newPublishShape(durationBounds []float64, durationVec *prometheus.HistogramVec) *publishShape {
+	s := &publishShape{durationVec: durationVec, failedAt: pxDurationBuckets}
+	if durationVec == nil {
+		s.durationBounds = durationBounds
+		s.failedAt += len(durationBounds) + 1
+	}
+	return s
+}
+
+func (s *publishShape) words() int { return s.failedAt + 1 }
+
+// Words kept inside the series for the default buckets (14 duration and
+// 11 size bounds): larger layouts get an array of their own, one pointer
+// away. Slightly more fit: the padding would take the room anyway.
+const (
+	receiveInlineWords = rxDurationBuckets + 15 + 12
+	publishInlineWords = pxDurationBuckets + 15 + 1
+)
+
+// receiveFields are a receiveSeries but for the padding.
+type receiveFields struct {
+	// The first cache line: the nesting mark and the first seven words,
+	// all written by every message. Nothing only read shares a line with
+	// words: with one handler's messages on several cores, a read of a
+	// line another core keeps writing waits for it as a write does.
+	nesting nesting // misuse.go
+	inline  [receiveInlineWords]atomic.Uint64
+
+	// Only read, and most of them rarely: the words when they do not fit
+	// inline, exemplars, exceptions, message age, native histograms.
+	outline    []atomic.Uint64
+	set        *labelSet
 	exceptions *prometheus.CounterVec // curried down to exception_type
 	age        ageSeries
-	nesting    nesting // misuse.go
+	size       prometheus.Observer // native histograms only
+	duration   prometheus.Observer // native histograms only
+}
+
+// receiveSeries is one Metrics' view of one handler's receive label set,
+// and its own words of it: Metrics sharing a label set (two routers with
+// one app name) each count in their own series, and a scrape adds them
+// up. Its size is a multiple of the cache line, so the allocator's size
+// class for it starts every object on a line boundary.
+type receiveSeries struct {
+	receiveFields
+	_ [(cacheLine - unsafe.Sizeof(receiveFields{})%cacheLine) % cacheLine]byte
 }
 
 // receiveKey identifies a receiveSeries by its label values (the custom
 // ones joined).
 type receiveKey struct{ broker, handler, custom string }
 
-// publishSeries holds one destination's children of the three publish
-// families.
+// publishFields are a publishSeries but for the padding.
+type publishFields struct {
+	// The first cache line: the success count, the duration sum and the
+	// first six duration buckets.
+	inline [publishInlineWords]atomic.Uint64
+
+	// destination is the destination label, which every publish compares
+	// with its topic before making it a label value: read only, after
+	// the words, on the line of the last buckets and the error count,
+	// which few publishes write.
+	destination string
+	outline     []atomic.Uint64
+	set         *labelSet
+	exceptions  *prometheus.CounterVec // curried down to exception_type
+	duration    prometheus.Observer    // native histograms only
+}
+
+// publishSeries is one Metrics' view of one destination's publish label
+// set and its own words, padded as receiveSeries is.
 type publishSeries struct {
-	key        publishKey
-	succeeded  prometheus.Counter
-	failed     prometheus.Counter
-	duration   prometheus.Observer
-	exceptions *prometheus.CounterVec // curried down to exception_type
+	publishFields
+	_ [(cacheLine - unsafe.Sizeof(publishFields{})%cacheLine) % cacheLine]byte
 }
 
 type publishKey struct{ broker, destination, custom string }
 
-// newReceiveSeries creates the series of one handler. All five processed
-// statuses start at zero, so status panels show 0 rather than "No data".
+// cacheLine is the cache line size of the CPUs Go runs on in production.
+const cacheLine = 64
+
+// newReceiveSeries creates the series of one handler: its words, added
+// to its label set's (created on first use), and the children of the
+// families client_golang keeps. All five processed statuses exist at
+// zero from the start, so status panels show 0 rather than "No data".
 func (f *families) newReceiveSeries(key receiveKey, app string, custom []string) *receiveSeries {
 	values := append([]string{app, key.broker, key.handler}, custom...)
-	s := &receiveSeries{
-		key:        key,
-		received:   f.received.WithLabelValues(values...),
-		size:       f.receivedSize.WithLabelValues(values...),
-		inProcess:  f.inProcess.WithLabelValues(values...),
-		duration:   f.processDuration.WithLabelValues(values...),
-		exceptions: f.processExceptions.MustCurryWith(f.named(labelHandler, values)),
-		age:        f.age.newAgeSeries(values),
+	shape := f.rx.shape
+	s := &receiveSeries{}
+	s.exceptions = f.processExceptions.MustCurryWith(f.named(labelHandler, values))
+	s.age = f.age.newAgeSeries(values)
+	if shape.sizeVec != nil {
+		s.size = shape.sizeVec.WithLabelValues(values...)
 	}
-	for st := range statusCount {
-		s.processed[st] = f.processed.WithLabelValues(insert(values, 3, st.String())...)
+	if shape.durationVec != nil {
+		s.duration = shape.durationVec.WithLabelValues(values...)
 	}
+	if shape.words > len(s.inline) {
+		s.outline = make([]atomic.Uint64, shape.words)
+	}
+	s.set = f.rx.sets.labelSet(values, s.words(shape))
 	return s
 }
 
@@ -57,21 +186,158 @@ func (f *families) newReceiveSeries(key receiveKey, app string, custom []string)
 // statuses at zero.
 func (f *families) newPublishSeries(key publishKey, app string, custom []string) *publishSeries {
 	values := append([]string{app, key.broker, key.destination}, custom...)
-	return &publishSeries{
-		key:        key,
-		succeeded:  f.published.WithLabelValues(insert(values, 3, "success")...),
-		failed:     f.published.WithLabelValues(insert(values, 3, "error")...),
-		duration:   f.publishDuration.WithLabelValues(values...),
-		exceptions: f.publishExceptions.MustCurryWith(f.named(labelDestination, values)),
+	shape := f.px.shape
+	s := &publishSeries{}
+	s.destination = key.destination
+	s.exceptions = f.publishExceptions.MustCurryWith(f.named(labelDestination, values))
+	if shape.durationVec != nil {
+		s.duration = shape.durationVec.WithLabelValues(values...)
+	}
+	if shape.words() > len(s.inline) {
+		s.outline = make([]atomic.Uint64, shape.words())
+	}
+	s.set = f.px.sets.labelSet(values, s.words(shape))
+	return s
+}
+
+// words returns the series' words: inline for the default buckets, found
+// without reading anything of s.
+func (s *receiveSeries) words(shape *receiveShape) []atomic.Uint64 {
+	if shape.words <= len(s.inline) {
+		return s.inline[:]
+	}
+	return s.outline
+}
+
+func (s *publishSeries) words(shape *publishShape) []atomic.Uint64 {
+	if shape.words() <= len(s.inline) {
+		return s.inline[:]
+	}
+	return s.outline
+}
+
+// warm reads a word of each line of s that a message of size bytes
+// writes but the first, before the first write. Every write is a locked
+// instruction, which waits for the reads before it: read first, the
+// lines' cache misses overlap, where each write would otherwise wait for
+// its own.
+func (s *receiveSeries) warm(shape *receiveShape, size int) {
+	w := s.words(shape)
+	// The compiler keeps atomic loads whose values are unused. The first
+	// line (the nesting mark, the counts, the common statuses) is the
+	// first written; the second holds the first duration buckets.
+	w[rxDurationBuckets].Load()
+	if shape.sizeVec == nil {
+		w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(size))].Load()
 	}
 }
 
-// insert returns a copy of values with v at index i.
-func insert(values []string, i int, v string) []string {
-	out := make([]string, 0, len(values)+1)
-	out = append(out, values[:i]...)
-	out = append(out, v)
-	return append(out, values[i:]...)
+// warm reads the first word of s, on the line a publish writes, before
+// anything the publish waits for: see receiveSeries.warm.
+func (s *publishSeries) warm(shape *publishShape) { s.words(shape)[pxSucceeded].Load() }
+
+// started counts one message in process.
+func (s *receiveSeries) started(shape *receiveShape) { s.words(shape)[rxInProcess].Add(1) }
+
+// received counts one received message.
+func (s *receiveSeries) received(shape *receiveShape, ex prometheus.Labels) {
+	s.words(shape)[rxReceived].Add(1)
+	if ex != nil {
+		s.set.exemplar(rxReceived, 1, ex)
+	}
+}
+
+// processed counts one processed message with status st and takes it out
+// of the in-process gauge.
+func (s *receiveSeries) processed(shape *receiveShape, st status, ex prometheus.Labels) {
+	w := s.words(shape)
+	w[rxProcessed+int(st)].Add(1)
+	if ex != nil {
+		s.set.exemplar(rxProcessed+int(st), 1, ex)
+	}
+	w[rxInProcess].Add(^uint64(0))
+}
+
+// observeSize observes a received payload size, without exemplar: the
+// size of a message says nothing its trace would explain. The sum is
+// kept in whole bytes, exact where client_golang's float sum is exact
+// (below 2^53 bytes) and beyond.
+func (s *receiveSeries) observeSize(shape *receiveShape, v int) {
+	if shape.sizeVec != nil {
+		s.size.Observe(float64(v))
+		return
+	}
+	w := s.words(shape)
+	w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(v))].Add(1)
+	w[rxSizeSum].Add(uint64(v))
+}
+
+// observeDuration observes a processing duration, in seconds.
+func (s *receiveSeries) observeDuration(shape *receiveShape, v float64, ex prometheus.Labels) {
+	if shape.durationVec != nil {
+		observe(s.duration, v, ex)
+		return
+	}
+	w := s.words(shape)
+	b := rxDurationBuckets + bucketOf(shape.durationBounds, v)
+	w[b].Add(1)
+	addFloat(&w[rxDurationSum], v)
+	if ex != nil {
+		s.set.exemplar(b, v, ex)
+	}
+}
+
+// published counts n messages published, or failed to publish.
+func (s *publishSeries) published(shape *publishShape, n int, failed bool, ex prometheus.Labels) {
+	i := pxSucceeded
+	if failed {
+		i = shape.failedAt
+	}
+	s.words(shape)[i].Add(uint64(n))
+	if ex != nil {
+		s.set.exemplar(i, float64(n), ex)
+	}
+}
+
+// observeDuration observes a publish duration, in seconds.
+func (s *publishSeries) observeDuration(shape *publishShape, v float64, ex prometheus.Labels) {
+	if shape.durationVec != nil {
+		observe(s.duration, v, ex)
+		return
+	}
+	w := s.words(shape)
+	b := pxDurationBuckets + bucketOf(shape.durationBounds, v)
+	w[b].Add(1)
+	addFloat(&w[pxDurationSum], v)
+	if ex != nil {
+		s.set.exemplar(b, v, ex)
+	}
+}
+
+// bucketOf returns the index of the bucket v falls into: the first upper
+// bound at or above v, len(bounds) (the +Inf bucket) when there is none,
+// NaN included, as client_golang places observations, and searched as it
+// does: a short list from the start, where most observations fall.
+func bucketOf(bounds []float64, v float64) int {
+	if len(bounds) < 35 {
+		for i, b := range bounds {
+			if v <= b {
+				return i
+			}
+		}
+		return len(bounds)
+	}
+	return sort.SearchFloat64s(bounds, v)
+}
+
+// addFloat adds v to the float64 whose bits w holds.
+func addFloat(w *atomic.Uint64, v float64) {
+	for {
+		old := w.Load()
+		if w.CompareAndSwap(old, math.Float64bits(math.Float64frombits(old)+v)) {
+			return
+		}
+	}
 }
 
 // named pairs values (app, broker, handler or destination, custom...)
