@@ -268,3 +268,47 @@ func benchmarkProduced(b *testing.B, ctx context.Context, n int, mw message.Hand
 		}
 	}
 }
+
+// BenchmarkProducedInFlight prices a message with produced messages while
+// n other statuses wait for their publish (a slow broker, many handlers):
+// each op handles a message and publishes the produced message of the
+// oldest one in flight, so that finding its status is the worst case of
+// a search from the newest.
+func BenchmarkProducedInFlight(b *testing.B) {
+	for _, n := range []int{1, 64, 1024} {
+		b.Run(fmt.Sprintf("in-flight=%d", n), func(b *testing.B) {
+			m, err := New(prometheus.NewRegistry())
+			if err != nil {
+				b.Fatal(err)
+			}
+			pub, err := m.DecoratePublisher(nopPublisher{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			produced := make([][]*message.Message, n)
+			for i := range produced {
+				produced[i] = []*message.Message{message.NewMessage("2", nil)}
+			}
+			next := 0
+			h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return produced[next], nil })
+			msg := message.NewMessage("1", nil)
+			handle := func() {
+				if _, err := h(msg); err != nil {
+					b.Fatal(err)
+				}
+				next = (next + 1) % n
+			}
+			for range n - 1 {
+				handle()
+			}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				handle()                                                           // the newest...
+				if err := pub.Publish("payments", produced[next]...); err != nil { // ...and the oldest's publish
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -39,8 +39,9 @@ type awaiting struct {
 	exemplar prometheus.Labels
 	status   status // recorded when the router acks: acked, or rejected by an inner PoisonQueue
 	consumed *message.Message
-	// produced is the handler's own slice: the publisher compares
-	// pointers, so no map and no copy is needed.
+	// produced are the produced messages it is indexed by, copied from
+	// the handler's slice, which an outer middleware may change; the
+	// array is kept when the awaiting is reused.
 	produced []*message.Message
 	// remaining counts produced messages not yet published: the last
 	// successful publish decides acked.
@@ -55,6 +56,7 @@ type awaiting struct {
 type undecided struct {
 	mu         sync.Mutex
 	head, tail *awaiting
+	index      producedIndex
 	free       *awaiting // linked by next
 	freeCount  int
 	pending    atomic.Int64
@@ -70,20 +72,22 @@ const sweepStep = 4
 // thousands gives most of its memory back.
 const maxFree = 256
 
-// await makes the status of r's message wait for the router to publish produced. Nil
-// produced messages are left alone: the router fails on them before any
-// publish, and the backstop sees the nack.
+// await makes the status of r's message wait for the router to publish
+// produced. Nil produced messages are left alone: the router fails on
+// them before any publish, and the backstop sees the nack.
 func (m *Metrics) await(r *reception, produced []*message.Message, st status) {
-	n := 0
-	for _, p := range produced {
-		if p != nil {
-			n++
-		}
-	}
 	u := &m.undecided
 	u.mu.Lock()
 	a := u.reuse()
-	*a = awaiting{series: r.s, exemplar: r.ex, status: st, consumed: r.msg, produced: produced, remaining: n}
+	keys := a.produced[:0]
+	*a = awaiting{series: r.s, exemplar: r.ex, status: st, consumed: r.msg}
+	for _, p := range produced {
+		if p != nil {
+			keys = append(keys, p)
+			u.index.add(p, a)
+		}
+	}
+	a.produced, a.remaining = keys, len(keys)
 	u.push(a)
 	u.pending.Add(1)
 	u.mu.Unlock()
@@ -127,20 +131,6 @@ func (u *undecided) remove(a *awaiting) {
 	a.prev, a.next = nil, nil
 }
 
-// awaitingOf returns the awaiting whose produced messages include msg,
-// newest first: the router publishes right after the handler returns, so
-// the one sought is near the head. The caller holds the mutex.
-func (u *undecided) awaitingOf(msg *message.Message) *awaiting {
-	for a := u.head; a != nil; a = a.next {
-		for _, p := range a.produced {
-			if p == msg {
-				return a
-			}
-		}
-	}
-	return nil
-}
-
 // published decides the statuses of the messages whose produced messages
 // msgs are, now that their publish returned err, or panicked.
 func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
@@ -159,7 +149,7 @@ func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
 		if msg == nil {
 			continue
 		}
-		a := u.awaitingOf(msg)
+		a := u.index.find(msg)
 		switch {
 		case a == nil:
 		case panicked || err != nil:
@@ -177,12 +167,17 @@ func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
 func (m *Metrics) decide(a *awaiting, st status, exception string) {
 	u := &m.undecided
 	u.remove(a)
+	for _, p := range a.produced {
+		u.index.remove(p, a)
+	}
 	u.pending.Add(-1)
 	m.record(a.series, st, exception, a.exemplar)
 	if u.freeCount < maxFree {
 		// Drop what the awaiting references: a produced message can
-		// outlive its publish, and the consumed one its ack.
-		*a = awaiting{next: u.free}
+		// outlive its publish, and the consumed one its ack. The array
+		// of produced messages is kept for the next one.
+		clear(a.produced)
+		*a = awaiting{next: u.free, produced: a.produced[:0]}
 		u.free = a
 		u.freeCount++
 	}

@@ -458,3 +458,53 @@ func TestProducedHandOverAllocatesNothing(t *testing.T) {
 		})
 	}
 }
+
+// failEvenPublisher fails the publish of every other message it is given.
+type failEvenPublisher struct{ calls int }
+
+func (p *failEvenPublisher) Publish(string, ...*message.Message) error {
+	p.calls++
+	if p.calls%2 == 0 {
+		return namedError{kind: "BrokerDown"}
+	}
+	return nil
+}
+
+func (*failEvenPublisher) Close() error { return nil }
+
+// With thousands of statuses undecided at once (a broker whose publishes
+// are slow), each publish still finds its own: every status is decided
+// when its publish returns, in any order, with the publish error's type,
+// and nothing is left for the backstop.
+func TestProducedManyInFlight(t *testing.T) {
+	m, reg := newMetrics(t)
+	pub, err := m.DecoratePublisher(&failEvenPublisher{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return produce("paid"), nil })
+	const inFlight = 3000
+	outputs := make([][]*message.Message, inFlight)
+	for i := range outputs {
+		if outputs[i], err = h(message.NewMessage(watermill.NewUUID(), nil)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p := m.undecided.pending.Load(); p != inFlight {
+		t.Fatalf("%d statuses pending, want %d", p, inFlight)
+	}
+	for i := inFlight - 1; i >= 0; i-- { // newest first: the oldest wait longest
+		_ = pub.Publish("payments", outputs[i]...)
+		if p := m.undecided.pending.Load(); p != int64(i) {
+			t.Fatalf("%d statuses pending after %d publishes, want %d", p, inFlight-i, i)
+		}
+	}
+	assertSamples(t, reg, []string{"app_name", "broker"}, `
+		received_messages_in_process{handler="unknown"} 0
+		`+processed("unknown", inFlight/2, inFlight/2, 0, 0, 0)+`
+		received_processed_messages_exceptions_total{exception_type="BrokerDown",handler="unknown"} 1500`,
+		"received_messages_in_process", "received_processed_messages_total", "received_processed_messages_exceptions_total")
+	if m.undecided.index.used != 0 {
+		t.Errorf("%d produced messages still indexed", m.undecided.index.used)
+	}
+}
