@@ -278,13 +278,7 @@ func (s *receiveSeries) observeDuration(shape *receiveShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
-	w := s.words(shape)
-	b := rxDurationBuckets + bucketOf(shape.durationBounds, v)
-	w[b].Add(1)
-	addFloat(&w[rxDurationSum], v)
-	if ex != nil {
-		s.set.exemplar(b, v, ex)
-	}
+	observeWords(s.words(shape), s.set, rxDurationBuckets, rxDurationSum, shape.durationBounds, v, ex)
 }
 
 // published counts n messages published, or failed to publish.
@@ -305,12 +299,18 @@ func (s *publishSeries) observeDuration(shape *publishShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
-	w := s.words(shape)
-	b := pxDurationBuckets + bucketOf(shape.durationBounds, v)
+	observeWords(s.words(shape), s.set, pxDurationBuckets, pxDurationSum, shape.durationBounds, v, ex)
+}
+
+// observeWords observes v in a classic histogram kept in words: its
+// buckets from word first on, its sum (float64 bits) in word sum. The
+// exemplar goes with the bucket, as client_golang keeps it.
+func observeWords(w []atomic.Uint64, set *labelSet, first, sum int, bounds []float64, v float64, ex prometheus.Labels) {
+	b := first + bucketOf(bounds, v)
 	w[b].Add(1)
-	addFloat(&w[pxDurationSum], v)
+	addFloat(&w[sum], v)
 	if ex != nil {
-		s.set.exemplar(b, v, ex)
+		set.exemplar(b, v, ex)
 	}
 }
 
