@@ -58,38 +58,24 @@ func traceIDFromTraceparent(tp string) string {
 	return id
 }
 
-// add adds v to c, with the exemplar ex when there is one. Small enough
-// to be inlined, so that the common case costs no frame of its own.
+// add adds v to c, with the exemplar ex when there is one.
 func add(c prometheus.Counter, v float64, ex prometheus.Labels) {
 	if ex != nil {
-		addWithExemplar(c, v, ex)
-		return
+		if ea, ok := c.(prometheus.ExemplarAdder); ok {
+			ea.AddWithExemplar(v, ex)
+			return
+		}
 	}
 	c.Add(v)
 }
 
-func addWithExemplar(c prometheus.Counter, v float64, ex prometheus.Labels) {
-	if ea, ok := c.(prometheus.ExemplarAdder); ok {
-		ea.AddWithExemplar(v, ex)
-		return
-	}
-	c.Add(v)
-}
-
-// observe observes v in o, with the exemplar ex when there is one; inlined
-// like add.
+// observe observes v in o, with the exemplar ex when there is one.
 func observe(o prometheus.Observer, v float64, ex prometheus.Labels) {
 	if ex != nil {
-		observeWithExemplar(o, v, ex)
-		return
-	}
-	o.Observe(v)
-}
-
-func observeWithExemplar(o prometheus.Observer, v float64, ex prometheus.Labels) {
-	if eo, ok := o.(prometheus.ExemplarObserver); ok {
-		eo.ObserveWithExemplar(v, ex)
-		return
+		if eo, ok := o.(prometheus.ExemplarObserver); ok {
+			eo.ObserveWithExemplar(v, ex)
+			return
+		}
 	}
 	o.Observe(v)
 }

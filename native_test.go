@@ -265,22 +265,30 @@ func BenchmarkMiddlewareNative(b *testing.B) {
 	}
 }
 
-// TestNativeHistogramsSharedRegistry: a second Metrics on the same
-// registry adopts the families the first registered, histogram form
-// included, as it adopts their buckets.
-func TestNativeHistogramsSharedRegistry(t *testing.T) {
-	_, reg := newMetrics(t, WithAppName("first"))
-	second, err := New(reg, WithAppName("second"), WithNativeHistograms(InsteadOfClassic))
+// secondMetricsSize records one 100-byte message through a second
+// Metrics, made with second, on the registry of a first made with first,
+// and returns the size histogram the registry then exposes.
+func secondMetricsSize(t *testing.T, first, second []Option) *dto.Histogram {
+	t.Helper()
+	_, reg := newMetrics(t, append([]Option{WithAppName("first")}, first...)...)
+	m, err := New(reg, append([]Option{WithAppName("second")}, second...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := second.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
 	_, _ = h(message.NewMessage("1", make([]byte, 100)))
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
 	}
-	got := onlyHistogram(t, mfs, "faststream_received_messages_size_bytes")
+	return onlyHistogram(t, mfs, "faststream_received_messages_size_bytes")
+}
+
+// TestNativeHistogramsSharedRegistry: a second Metrics on the same
+// registry adopts the families the first registered, histogram form
+// included, as it adopts their buckets.
+func TestNativeHistogramsSharedRegistry(t *testing.T) {
+	got := secondMetricsSize(t, nil, []Option{WithNativeHistograms(InsteadOfClassic)})
 	if got.Schema != nil || len(got.GetBucket()) != len(defaultSizeBuckets()) {
 		t.Errorf("second Metrics' size histogram: schema %v, %d classic buckets; want the first's classic form", got.Schema, len(got.GetBucket()))
 	}
@@ -290,18 +298,7 @@ func TestNativeHistogramsSharedRegistry(t *testing.T) {
 // registry where the first registered them native records into the
 // native ones, whose words its series do not have.
 func TestNativeHistogramsSharedRegistryNativeFirst(t *testing.T) {
-	_, reg := newMetrics(t, WithAppName("first"), WithNativeHistograms(InsteadOfClassic))
-	second, err := New(reg, WithAppName("second"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := second.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
-	_, _ = h(message.NewMessage("1", make([]byte, 100)))
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := onlyHistogram(t, mfs, "faststream_received_messages_size_bytes")
+	got := secondMetricsSize(t, []Option{WithNativeHistograms(InsteadOfClassic)}, nil)
 	if got.Schema == nil || got.GetSampleCount() != 1 {
 		t.Errorf("second Metrics' size histogram: schema %v, count %d; want the first's native form with one observation", got.Schema, got.GetSampleCount())
 	}
