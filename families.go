@@ -94,7 +94,7 @@ func newFamilies(c *config) *families {
 		labels(labelAppName, labelBroker, labelHandler, labelStatus))
 	rx.processed.kind, rx.processed.statuses = statusFamily, statusNames[:]
 	for st := range statusCount {
-		rx.processed.statusWords = append(rx.processed.statusWords, rxProcessed+int(st))
+		rx.processed.statusWords = append(rx.processed.statusWords, rx.shape.statusWord(st))
 	}
 	size := rxFamily(receivedSizeName, receivedSizeHelp, receive)
 	size.kind, size.word, size.bounds, size.sumWord, size.wholeSum = histogramFamily, rx.shape.sizeAt, c.sizeBuckets, rxSizeSum, true

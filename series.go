@@ -16,27 +16,31 @@ import (
 // over some twenty cache lines, each a cache miss once the working set of
 // all handlers outgrows the CPU caches. Here a series' numbers are one
 // array of words inside it, laid out so that a message touches three of
-// its lines on receive and two on publish (its words and the destination
-// label it checks); seriescollector.go exposes them through client_golang
+// its lines on receive and one on publish (the destination label it
+// checks, then its words); seriescollector.go exposes them through client_golang
 // at scrape time.
 
 // The words of a receive label set, in order: what every message touches
-// first, then the statuses, then the duration buckets (durations mostly
-// fall into the first few), then the size buckets. A histogram keeps no
-// count: the count is the sum of its buckets, +Inf included, so that a
-// scrape always shows the +Inf bucket equal to the count.
+// first (the acked status among them), then the duration buckets, the
+// other statuses and the size buckets. With the nesting mark, the first
+// line holds the first words and the first two default duration buckets
+// (up to 10 ms): a message handled within 10 ms writes that line and the
+// line of its size bucket, and only a slower one, which the extra line
+// costs nothing beside its handler's time, writes a third. A histogram
+// keeps no count: the count is the sum of its buckets, +Inf included, so
+// that a scrape always shows the +Inf bucket equal to the count.
 const (
 	rxReceived        = iota // received_messages_total
 	rxInProcess              // received_messages_in_process, two's complement
 	rxDurationSum            // processing duration sum, float64 bits
 	rxSizeSum                // received size sum, in whole bytes: one add, not a float64 CAS loop
-	rxProcessed              // received_processed_messages_total, statusCount words
-	rxDurationBuckets = rxProcessed + int(statusCount)
+	rxAcked                  // received_processed_messages_total{status="acked"}
+	rxDurationBuckets        // then the duration buckets, the other statuses, the size buckets
 )
 
 // The words of a publish label set: success count, duration sum and
-// duration buckets first, on the line a publish mostly touches alone;
-// the error count after them.
+// duration buckets first, the first of them on the line a publish mostly
+// touches alone; the error count after them.
 const (
 	pxSucceeded       = iota // published_messages_total{status="success"}
 	pxDurationSum            // publish duration sum, float64 bits
@@ -50,6 +54,7 @@ type receiveShape struct {
 	// durationBounds and sizeBounds are the classic buckets' upper bounds;
 	// nil when native histograms keep the histogram in client_golang.
 	durationBounds, sizeBounds []float64
+	statusAt                   int // the word of the first status after acked
 	sizeAt                     int // the first size bucket's word
 	words                      int
 	// durationVec and sizeVec hold the histograms when they are native.
@@ -58,17 +63,26 @@ type receiveShape struct {
 
 func newReceiveShape(durationBounds, sizeBounds []float64, durationVec, sizeVec *prometheus.HistogramVec) *receiveShape {
 	s := &receiveShape{durationVec: durationVec, sizeVec: sizeVec}
-	s.sizeAt = rxDurationBuckets
+	s.statusAt = rxDurationBuckets
 	if durationVec == nil {
 		s.durationBounds = durationBounds
-		s.sizeAt += len(durationBounds) + 1
+		s.statusAt += len(durationBounds) + 1
 	}
+	s.sizeAt = s.statusAt + int(statusCount) - 1
 	s.words = s.sizeAt
 	if sizeVec == nil {
 		s.sizeBounds = sizeBounds
 		s.words += len(sizeBounds) + 1
 	}
 	return s
+}
+
+// statusWord is the word that counts the processed messages of status st.
+func (s *receiveShape) statusWord(st status) int {
+	if st == statusAcked {
+		return rxAcked
+	}
+	return s.statusAt + int(st) - 1
 }
 
 // publishShape is the word layout of the publish label sets.
@@ -93,14 +107,15 @@ func (s *publishShape) words() int { return s.failedAt + 1 }
 // 11 size bounds): larger layouts get an array of their own, one pointer
 // away. Slightly more fit: the padding would take the room anyway.
 const (
-	receiveInlineWords = rxDurationBuckets + 15 + 12
+	receiveInlineWords = rxDurationBuckets + 15 + int(statusCount) - 1 + 12
 	publishInlineWords = pxDurationBuckets + 15 + 1
 )
 
 // receiveFields are a receiveSeries but for the padding.
 type receiveFields struct {
 	// The first cache line: the nesting mark and the first seven words,
-	// all written by every message. Nothing only read shares a line with
+	// all written by a message acked within 10 ms (see the word order
+	// above). Nothing only read shares a line with
 	// words: with one handler's messages on several cores, a read of a
 	// line another core keeps writing waits for it as a write does.
 	nesting nesting // misuse.go
@@ -132,19 +147,21 @@ type receiveKey struct{ broker, handler, custom string }
 
 // publishFields are a publishSeries but for the padding.
 type publishFields struct {
-	// The first cache line: the success count, the duration sum and the
-	// first six duration buckets.
-	inline [publishInlineWords]atomic.Uint64
-
-	// destination is the destination label, which every publish compares
-	// with its topic before making it a label value: read only, after
-	// the words, on the line of the last buckets and the error count,
-	// which few publishes write.
+	// The first cache line: the destination label, which every publish
+	// compares with its topic before making it a label value, then the
+	// success count, the duration sum and the first four duration buckets.
+	// The label is only read, but every successful publish writes this
+	// line anyway: beside the words it costs no line of its own, where
+	// on a line of its own it was a second cache miss per publish once
+	// thousands of destinations outgrow the CPU caches.
 	destination string
-	outline     []atomic.Uint64
-	set         *labelSet
-	exceptions  *prometheus.CounterVec // curried down to exception_type
-	duration    prometheus.Observer    // native histograms only
+	inline      [publishInlineWords]atomic.Uint64
+
+	// Only read, and rarely.
+	outline    []atomic.Uint64
+	set        *labelSet
+	exceptions *prometheus.CounterVec // curried down to exception_type
+	duration   prometheus.Observer    // native histograms only
 }
 
 // publishSeries is one Metrics' view of one destination's publish label
@@ -216,19 +233,16 @@ func (s *publishSeries) words(shape *publishShape) []atomic.Uint64 {
 	return s.outline
 }
 
-// warm reads a word of each line of s that a message of size bytes
-// writes but the first, before the first write. Every write is a locked
-// instruction, which waits for the reads before it: read first, the
-// lines' cache misses overlap, where each write would otherwise wait for
-// its own.
+// warm reads the word of the size bucket a message of size bytes
+// writes, before the first write. Every write is a locked instruction,
+// which waits for the reads before it: read first, the miss on the size
+// bucket's line overlaps the miss on the first line (the nesting mark,
+// the counts, the acked status and the first duration buckets), where
+// each write would otherwise wait for its own.
 func (s *receiveSeries) warm(shape *receiveShape, size int) {
-	w := s.words(shape)
-	// The compiler keeps atomic loads whose values are unused. The first
-	// line (the nesting mark, the counts, the common statuses) is the
-	// first written; the second holds the first duration buckets.
-	w[rxDurationBuckets].Load()
+	// The compiler keeps atomic loads whose values are unused.
 	if shape.sizeVec == nil {
-		w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(size))].Load()
+		s.words(shape)[shape.sizeAt+bucketOf(shape.sizeBounds, float64(size))].Load()
 	}
 }
 
@@ -250,10 +264,10 @@ func (s *receiveSeries) received(shape *receiveShape, ex prometheus.Labels) {
 // processed counts one processed message with status st and takes it out
 // of the in-process gauge.
 func (s *receiveSeries) processed(shape *receiveShape, st status, ex prometheus.Labels) {
-	w := s.words(shape)
-	w[rxProcessed+int(st)].Add(1)
+	w, i := s.words(shape), shape.statusWord(st)
+	w[i].Add(1)
 	if ex != nil {
-		s.set.exemplar(rxProcessed+int(st), 1, ex)
+		s.set.exemplar(i, 1, ex)
 	}
 	w[rxInProcess].Add(^uint64(0))
 }
@@ -278,7 +292,10 @@ func (s *receiveSeries) observeDuration(shape *receiveShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
-	observeWords(s.words(shape), s.set, rxDurationBuckets, rxDurationSum, shape.durationBounds, v, ex)
+	b := observeWords(s.words(shape), rxDurationBuckets, rxDurationSum, shape.durationBounds, v)
+	if ex != nil {
+		s.set.exemplar(b, v, ex)
+	}
 }
 
 // published counts n messages published, or failed to publish.
@@ -299,19 +316,24 @@ func (s *publishSeries) observeDuration(shape *publishShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
-	observeWords(s.words(shape), s.set, pxDurationBuckets, pxDurationSum, shape.durationBounds, v, ex)
+	b := observeWords(s.words(shape), pxDurationBuckets, pxDurationSum, shape.durationBounds, v)
+	if ex != nil {
+		s.set.exemplar(b, v, ex)
+	}
 }
 
 // observeWords observes v in a classic histogram kept in words: its
-// buckets from word first on, its sum (float64 bits) in word sum. The
-// exemplar goes with the bucket, as client_golang keeps it.
-func observeWords(w []atomic.Uint64, set *labelSet, first, sum int, bounds []float64, v float64, ex prometheus.Labels) {
+// buckets from word first on, its sum (float64 bits) in word sum. It
+// returns the bucket's word, which an exemplar goes with, as client_golang
+// keeps it. The caller reads its series' label set for the exemplar only
+// when there is one: the set is on another line than the words, and
+// reading it for every observation was a cache miss per message with
+// thousands of series (callgrind, BenchmarkCardinalitySteady).
+func observeWords(w []atomic.Uint64, first, sum int, bounds []float64, v float64) int {
 	b := first + bucketOf(bounds, v)
 	w[b].Add(1)
 	addFloat(&w[sum], v)
-	if ex != nil {
-		set.exemplar(b, v, ex)
-	}
+	return b
 }
 
 // bucketOf returns the index of the bucket v falls into: the first upper

@@ -180,3 +180,60 @@ func TestLabelSetSharedByTwoMetrics(t *testing.T) {
 		`+processed("unknown", 3, 0, 0, 0, 0),
 		"received_messages_total", "received_messages_in_process", "received_messages_size_bytes", "received_processed_messages_total")
 }
+
+// A successful publish whose duration falls into one of the first four
+// buckets (the default bounds start at 5 ms) reads and writes one cache
+// line of its series: the destination label it compares with its topic,
+// the success count, the duration sum and the bucket. With thousands of
+// destinations each line a publish touches is a cache miss.
+func TestPublishTouchesOneLine(t *testing.T) {
+	var s publishSeries
+	word := unsafe.Sizeof(s.inline[0])
+	onFirstLine(t, unsafe.Pointer(&s), []field{
+		{"destination", unsafe.Pointer(&s.destination), unsafe.Sizeof(s.destination)},
+		{"success count", unsafe.Pointer(&s.inline[pxSucceeded]), word},
+		{"duration sum", unsafe.Pointer(&s.inline[pxDurationSum]), word},
+		{"first bucket", unsafe.Pointer(&s.inline[pxDurationBuckets]), word},
+		{"fourth bucket", unsafe.Pointer(&s.inline[pxDurationBuckets+3]), word},
+	})
+}
+
+// A message acked within 10 ms (the first two default buckets) writes the
+// first line of its receive series and the line of its size bucket only:
+// the nesting mark, the received count, the in-process gauge, both sums,
+// the acked status and the duration bucket share the first line.
+func TestReceiveTouchesOneLineAndItsSizeBucket(t *testing.T) {
+	m, _ := newMetrics(t)
+	shape := m.families.rx.shape
+	var s receiveSeries
+	word := unsafe.Sizeof(s.inline[0])
+	onFirstLine(t, unsafe.Pointer(&s), []field{
+		{"nesting mark", unsafe.Pointer(&s.nesting), unsafe.Sizeof(s.nesting)},
+		{"received count", unsafe.Pointer(&s.inline[rxReceived]), word},
+		{"in process", unsafe.Pointer(&s.inline[rxInProcess]), word},
+		{"duration sum", unsafe.Pointer(&s.inline[rxDurationSum]), word},
+		{"size sum", unsafe.Pointer(&s.inline[rxSizeSum]), word},
+		{"acked", unsafe.Pointer(&s.inline[shape.statusWord(statusAcked)]), word},
+		{"bucket 5 ms", unsafe.Pointer(&s.inline[rxDurationBuckets+bucketOf(shape.durationBounds, .005)]), word},
+		{"bucket 10 ms", unsafe.Pointer(&s.inline[rxDurationBuckets+bucketOf(shape.durationBounds, .01)]), word},
+	})
+}
+
+// field is a part of a series, at p, size bytes long.
+type field struct {
+	name string
+	p    unsafe.Pointer
+	size uintptr
+}
+
+// onFirstLine checks that every field lies on the first cache line of
+// the series at series.
+func onFirstLine(t *testing.T, series unsafe.Pointer, fields []field) {
+	t.Helper()
+	for _, f := range fields {
+		at := uintptr(f.p) - uintptr(series)
+		if first, last := at/cacheLine, (at+f.size-1)/cacheLine; first != 0 || last != 0 {
+			t.Errorf("%s on lines %d-%d of the series, want line 0", f.name, first, last)
+		}
+	}
+}

@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"runtime"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/components/metrics"
@@ -18,6 +21,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/pubsub/gochannel"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/wmprom/wmprom"
 )
@@ -54,34 +58,58 @@ var handlerInstrumentations = []handlerInstrumentation{
 }
 
 var (
-	contextsMu sync.Mutex
-	contexts   = map[int][]context.Context{}
+	routersMu sync.Mutex
+	routers   = map[int]*routerHandlers{}
 )
 
-// handlerContexts returns the message contexts of n handlers of a real
-// router on a GoChannel, each subscribed to its own topic: the context
-// the router gives a message carries the handler's names, which the
-// instrumentations read, and only the router can set them. They are
-// built once per size and test binary.
-func handlerContexts(tb testing.TB, n int) []context.Context {
+// routerHandlers are n handlers of a real router on a GoChannel, each
+// subscribed to its own topic: for each, the context the router gave its
+// first message, and the function with which the router gives every
+// message that context. The context carries the handler's names, which
+// the instrumentations read, and only the router can set them.
+type routerHandlers struct {
+	ctxs []context.Context
+	// contextOf are the router's own functions (addHandlerContext, behind
+	// the subscriber decorator it applies first): called on a new message,
+	// each gives it a new context as the router gives every message.
+	contextOf []func(*message.Message)
+}
+
+// handlerContexts returns n handlers of a real router, built once per
+// size and test binary.
+func handlerContexts(tb testing.TB, n int) *routerHandlers {
 	tb.Helper()
-	contextsMu.Lock()
-	defer contextsMu.Unlock()
-	if ctxs, ok := contexts[n]; ok {
-		return ctxs
+	routersMu.Lock()
+	defer routersMu.Unlock()
+	if rh, ok := routers[n]; ok {
+		return rh
 	}
 	begin := time.Now()
 	ps := gochannel.NewGoChannel(gochannel.Config{}, watermill.NopLogger{})
 	defer ps.Close()
 	r := newRouter(tb)
-	ctxs := make([]context.Context, n)
+	rh := &routerHandlers{ctxs: make([]context.Context, n), contextOf: make([]func(*message.Message), n)}
+	var contextOfMu sync.Mutex
+	r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
+		contextOf := routerContextFunc(tb, sub)
+		probe := message.NewMessage("", nil)
+		contextOf(probe)
+		var i int
+		if _, err := fmt.Sscanf(message.SubscribeTopicFromCtx(probe.Context()), topicFormat, &i); err != nil {
+			tb.Fatalf("router context of an unknown handler: %v", err)
+		}
+		contextOfMu.Lock()
+		rh.contextOf[i] = contextOf
+		contextOfMu.Unlock()
+		return sub, nil
+	})
 	var wg sync.WaitGroup
 	wg.Add(n)
 	for i := range n {
 		topic := handlerTopic(i)
 		r.AddConsumerHandler(topic, topic, ps, func(msg *message.Message) error {
-			if ctxs[i] == nil {
-				ctxs[i] = msg.Context()
+			if rh.ctxs[i] == nil {
+				rh.ctxs[i] = msg.Context()
 				wg.Done()
 			}
 			return nil
@@ -95,20 +123,40 @@ func handlerContexts(tb testing.TB, n int) []context.Context {
 	}
 	wg.Wait()
 	rr.stop(tb)
-	tb.Logf("contexts of %d router handlers built in %s", n, time.Since(begin).Round(time.Millisecond))
-	contexts[n] = ctxs
-	return ctxs
+	tb.Logf("%d router handlers built in %s", n, time.Since(begin).Round(time.Millisecond))
+	routers[n] = rh
+	return rh
 }
 
-func handlerTopic(i int) string     { return fmt.Sprintf("orders.%05d", i) }
+// routerContextFunc reads the function of the decorator the router
+// applies to a handler's subscriber before any other (Watermill's
+// message.MessageTransformSubscriberDecorator, which keeps it in an
+// unexported field): only a test may read it so.
+func routerContextFunc(tb testing.TB, sub message.Subscriber) func(*message.Message) {
+	tb.Helper()
+	v := reflect.ValueOf(sub)
+	if v.Kind() != reflect.Pointer || v.Elem().Kind() != reflect.Struct {
+		tb.Fatalf("the router's context decorator is a %T", sub)
+	}
+	f := v.Elem().FieldByName("transform")
+	if !f.IsValid() || f.Type() != reflect.TypeOf((func(*message.Message))(nil)) {
+		tb.Fatalf("the router's context decorator %T has no transform function", sub)
+	}
+	return *(*func(*message.Message))(unsafe.Pointer(f.UnsafeAddr()))
+}
+
+const topicFormat = "orders.%05d"
+
+func handlerTopic(i int) string     { return fmt.Sprintf(topicFormat, i) }
 func destinationTopic(i int) string { return fmt.Sprintf("invoices.%05d", i) }
 
 // series is n instrumented handlers, each with its message, its
 // instrumented publisher and its destination.
 type series struct {
-	ctxs     []context.Context
-	handlers []message.HandlerFunc
-	msgs     []*message.Message
+	ctxs      []context.Context
+	contextOf []func(*message.Message) // the router's, see routerHandlers
+	handlers  []message.HandlerFunc
+	msgs      []*message.Message
 	// pubs are the handlers' publishers: a router decorates each
 	// handler's publisher on its own, so each has its own.
 	pubs []message.Publisher
@@ -120,10 +168,11 @@ type series struct {
 
 // newSeries makes the messages of n handlers; instrument makes their
 // handlers and publishers.
-func newSeries(ctxs []context.Context) *series {
+func newSeries(rh *routerHandlers) *series {
+	ctxs := rh.ctxs
 	n := len(ctxs)
 	s := &series{
-		ctxs: ctxs, handlers: make([]message.HandlerFunc, n), msgs: make([]*message.Message, n),
+		ctxs: ctxs, contextOf: rh.contextOf, handlers: make([]message.HandlerFunc, n), msgs: make([]*message.Message, n),
 		pubs: make([]message.Publisher, n), batches: make([][]*message.Message, n), topics: make([]string, n),
 	}
 	for i, ctx := range ctxs {
@@ -162,6 +211,35 @@ func (s *series) handle(i int) error {
 	s.batches[i][0].SetContext(s.ctxs[i])
 	return s.pubs[i].Publish(s.topics[i], s.batches[i]...)
 }
+
+// handleFresh is handle as a router runs a handler: the message is new,
+// given the handler's context by the router's own function, and so is the
+// message it publishes; the router acks the message once the publish has
+// returned. A router makes every message it hands a handler just before,
+// so what the message holds is in the CPU's caches when the handler
+// chain reads it, whichever handler it is for: handle instead keeps one
+// message per handler, which with thousands of handlers is as cold as
+// the handler's series.
+func (s *series) handleFresh(i int) error {
+	msg := message.NewMessage(freshUUID, freshPayload)
+	s.contextOf[i](msg)
+	if _, err := s.handlers[i](msg); err != nil {
+		return err
+	}
+	out := message.NewMessage(freshUUID, freshPayload)
+	s.contextOf[i](out)
+	err := s.pubs[i].Publish(s.topics[i], out)
+	msg.Ack()
+	return err
+}
+
+// The UUID and payload of every message handleFresh makes: the
+// instrumentations read neither the UUID nor the payload's bytes, only
+// its length.
+var (
+	freshUUID    = watermill.NewUUID()
+	freshPayload = make([]byte, payloadSize)
+)
 
 // touch records one message of every handler and one publish to every
 // destination: after it, every series exists.
@@ -257,17 +335,27 @@ func BenchmarkCardinalityCreate(b *testing.B) {
 // handled message plus one publish. With n handlers busy in turn, the
 // series of all n are the working set the CPU caches must hold.
 func BenchmarkCardinalitySteady(b *testing.B) {
-	benchmarkSteady(b, func(n int) int { return n })
+	benchmarkSteady(b, (*series).handle, func(n int) int { return n })
+}
+
+// BenchmarkCardinalityFresh is BenchmarkCardinalitySteady with messages
+// made as a router makes them (handleFresh): one op is a new message
+// handled, a new message published and the first acked. The cold
+// messages of BenchmarkCardinalitySteady charge the instrumentations
+// with cache misses on messages that a router would have just written;
+// here only their own state per handler is cold.
+func BenchmarkCardinalityFresh(b *testing.B) {
+	benchmarkSteady(b, (*series).handleFresh, func(n int) int { return n })
 }
 
 // BenchmarkCardinalityHot is BenchmarkCardinalitySteady with all n
 // handlers' series in the registry but only 10 of the handlers busy:
 // what the number of series costs by itself, apart from the working set.
 func BenchmarkCardinalityHot(b *testing.B) {
-	benchmarkSteady(b, func(n int) int { return min(n, 10) })
+	benchmarkSteady(b, (*series).handle, func(n int) int { return min(n, 10) })
 }
 
-func benchmarkSteady(b *testing.B, active func(n int) int) {
+func benchmarkSteady(b *testing.B, handle func(s *series, i int) error, active func(n int) int) {
 	for _, n := range cardinalities {
 		ctxs := handlerContexts(b, n)
 		for _, in := range handlerInstrumentations {
@@ -278,7 +366,7 @@ func benchmarkSteady(b *testing.B, active func(n int) int) {
 				b.ReportAllocs()
 				i := 0
 				for b.Loop() {
-					_ = s.handle(i)
+					_ = handle(s, i)
 					if i++; i == busy {
 						i = 0
 					}
@@ -309,5 +397,53 @@ func BenchmarkCardinalityScrape(b *testing.B) {
 				b.ReportMetric(float64(samples), "samples/scrape")
 			})
 		}
+	}
+}
+
+// TestCardinalityMessagesAreInstrumented checks that both ways the
+// cardinality benchmarks handle a message (handle, handleFresh) go
+// through the instrumentation with the router's names, once per message:
+// each of three handlers handles one message each way and once more
+// fresh.
+func TestCardinalityMessagesAreInstrumented(t *testing.T) {
+	const n = 3
+	reg := prometheus.NewRegistry()
+	s := newSeries(handlerContexts(t, n)).instrument(t, handlerInstrumentations[1], reg)
+	for i := range n {
+		for _, handle := range []func(*series, int) error{(*series).handle, (*series).handleFresh, (*series).handleFresh} {
+			if err := handle(s, i); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The publishers' broker label is the package of the publisher they
+	// wrap, nopPublisher's; the handlers' is their router subscriber's.
+	var want strings.Builder
+	want.WriteString("# HELP faststream_published_messages_total Messages published, by status: success or error.\n" +
+		"# TYPE faststream_published_messages_total counter\n")
+	for i := range n {
+		for _, st := range []struct {
+			name  string
+			count int
+		}{{"error", 0}, {"success", 3}} {
+			fmt.Fprintf(&want, "faststream_published_messages_total{app_name=\"faststream\",broker=\"benchmarks\",destination=%q,status=%q} %d\n",
+				destinationTopic(i), st.name, st.count)
+		}
+	}
+	want.WriteString("# HELP faststream_received_processed_messages_total Messages processed, by status: acked, nacked, rejected, skipped or error.\n" +
+		"# TYPE faststream_received_processed_messages_total counter\n")
+	for i := range n {
+		for _, st := range []string{"acked", "error", "nacked", "rejected", "skipped"} {
+			count := 0
+			if st == "acked" {
+				count = 3
+			}
+			fmt.Fprintf(&want, "faststream_received_processed_messages_total{app_name=\"faststream\",broker=\"gochannel\",handler=%q,status=%q} %d\n",
+				handlerTopic(i), st, count)
+		}
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want.String()),
+		"faststream_published_messages_total", "faststream_received_processed_messages_total"); err != nil {
+		t.Error(err)
 	}
 }

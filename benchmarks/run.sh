@@ -13,6 +13,10 @@
 # one variant and pass for a difference between variants. Interleaved,
 # it spreads over all of them.
 #
+# BEFORE=rev also runs the cardinality benchmarks of this tree against
+# the library at commit rev, in the same rounds, into
+# cardinality-before.txt: a before and after measured together.
+#
 # TABLES_ONLY=1 prints the tables of an earlier run without running
 # anything.
 set -eu
@@ -35,6 +39,15 @@ machine() {
 if [ -z "${TABLES_ONLY:-}" ]; then
 	go test -c -o "$bin/hotpath.test" .
 	go test -c -o "$bin/benchmarks.test" ./benchmarks/
+	if [ -n "${BEFORE:-}" ]; then
+		# This tree's benchmarks module, built against the library at BEFORE.
+		git worktree add --detach "$bin/before" "$BEFORE" >/dev/null
+		rm -rf "$bin/before/benchmarks"
+		cp -R benchmarks go.work "$bin/before/"
+		(cd "$bin/before/benchmarks" && go test -c -o "$bin/before.test" .)
+		git worktree remove --force "$bin/before"
+		echo "before: $(git rev-parse --short "$BEFORE")" >"$out/cardinality-before.txt"
+	fi
 	{
 		echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ':(glob)*.go' ':(glob)benchmarks/*.go' || echo ' (with uncommitted changes)')"
 		echo "cores: $(nproc); $(grep -m1 'model name' /proc/cpuinfo | sed 's/[[:space:]]*:[[:space:]]*/: /')"
@@ -54,6 +67,9 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 		# takes a second, and 6 runs are what benchstat needs for a spread.
 		if [ "$i" -le 6 ]; then
 			(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Cardinality' -test.benchmem) | tee -a "$out/cardinality.txt"
+			if [ -n "${BEFORE:-}" ]; then
+				(cd "$root/benchmarks" && "$bin/before.test" -test.run '^$' -test.bench 'Cardinality(Steady|Fresh|Scrape)' -test.benchmem) | tee -a "$out/cardinality-before.txt"
+			fi
 		fi
 		machine "after round $i" >>"$out/machine.txt"
 	done
@@ -79,12 +95,26 @@ fi
 	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"
 	echo
 	echo "### Cardinality, steady state, against 10 handlers"
-	"$benchstat" -col /series -filter '.name:/^Cardinality(Steady|Hot)$/ .unit:sec/op' "$out/cardinality.txt"
+	"$benchstat" -col /series -filter '.name:/^Cardinality(Steady|Fresh|Hot)$/ .unit:sec/op' "$out/cardinality.txt"
+	echo
+	echo "### Cardinality, ratios to 10 handlers in the same round"
+	awk -f "$root/benchmarks/cardinality.awk" "$out/cardinality.txt" |
+		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -v unit=ns/op -f "$root/benchmarks/median.awk"
 	echo
 	echo "### Cardinality, creating the series"
 	"$benchstat" -col /series -filter '.name:CardinalityCreate (.unit:sec/handler OR .unit:B/handler OR .unit:B/sample OR .unit:samples/handler)' "$out/cardinality.txt"
 	echo
 	echo "### Cardinality, one /metrics scrape"
 	"$benchstat" -col /series -filter '.name:CardinalityScrape (.unit:sec/op OR .unit:sec/sample OR .unit:bytes/scrape OR .unit:B/op)' "$out/cardinality.txt"
+	if [ -s "$out/cardinality-before.txt" ]; then
+		echo
+		echo "### Cardinality, before ($(sed -n 's/^before: //p' "$out/cardinality-before.txt")) and after, wmprom only"
+		"$benchstat" -filter '/instr:wmprom .unit:(sec/op OR B/op OR allocs/op)' \
+			"before=$out/cardinality-before.txt" "after=$out/cardinality.txt"
+		echo
+		echo "### Cardinality, before, ratios to 10 handlers in the same round"
+		awk -f "$root/benchmarks/cardinality.awk" "$out/cardinality-before.txt" |
+			sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -v unit=ns/op -f "$root/benchmarks/median.awk"
+	fi
 } >"$out/tables.txt"
 cat "$out/tables.txt"
