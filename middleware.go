@@ -71,6 +71,7 @@ type reception struct {
 	msg            *message.Message
 	logger         watermill.LoggerAdapter
 	s              *receiveSeries
+	chain          *handlerChain // the chain's cache, when it holds msg's handler
 	ex             prometheus.Labels
 	start          time.Duration
 	poisonedBefore bool
@@ -83,7 +84,7 @@ type reception struct {
 //go:noinline
 func (r *reception) receive(c *handlerChain) bool {
 	m, msg := r.m, r.msg
-	s := m.receiveSeriesFor(msg, c)
+	s, chain := m.receiveSeriesFor(msg, c)
 	s.warm(m.families.rx.shape, len(msg.Payload))
 	if !s.nesting.enter(msg) {
 		c.nested.Store(true)
@@ -97,7 +98,7 @@ func (r *reception) receive(c *handlerChain) bool {
 	s.received(shape, ex)
 	s.observeSize(shape, len(msg.Payload))
 	s.started(shape)
-	r.s, r.ex, r.poisonedBefore = s, ex, poisoned(msg)
+	r.s, r.chain, r.ex, r.poisonedBefore = s, chain, ex, poisoned(msg)
 	r.start = m.elapsed()
 	return true
 }
@@ -129,7 +130,7 @@ func (r *reception) end(produced []*message.Message, err error) ([]*message.Mess
 		produced = nil
 	}
 	if v.routerErr == nil && !v.ownAck && len(produced) > 0 {
-		if !noPublisher(r.msg) {
+		if !r.noPublisher() {
 			m.await(r, produced, v.status)
 			return produced, nil
 		}
@@ -141,6 +142,15 @@ func (r *reception) end(produced []*message.Message, err error) ([]*message.Mess
 	}
 	m.record(s, v.status, exception, r.ex)
 	return produced, v.routerErr
+}
+
+// noPublisher tells whether the message's handler has no publisher, from
+// the chain's cache when it holds the handler.
+func (r *reception) noPublisher() bool {
+	if r.chain != nil {
+		return r.chain.noPublisher
+	}
+	return noPublisher(r.msg)
 }
 
 // noPublisher tells whether msg's handler was added with a nil publisher:

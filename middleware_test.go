@@ -291,6 +291,29 @@ func TestOutcomes(t *testing.T) {
 			` + processed("orders", 2, 1, 0, 0, 0) + `
 			received_processed_messages_exceptions_total{exception_type="errors.fundamental",handler="orders"} 1`,
 	}, {
+		// The first attempt fills the handler chain's cache, which then
+		// tells the second that the handler has no publisher.
+		name: "returns produced messages with no publisher after a message without: error, redelivered",
+		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+			r.AddPlugin(m.Plugin)
+			r.AddHandler("orders", "orders", ps, "payments", nil, h)
+		},
+		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
+			switch attempt {
+			case 1:
+				return nil, brokerDownError{}
+			case 2:
+				return produce("paid"), nil
+			}
+			return nil, nil
+		},
+		want: `
+			received_messages_total{handler="orders"} 4
+			received_messages_in_process{handler="orders"} 0
+			` + processed("orders", 2, 2, 0, 0, 0) + `
+			received_processed_messages_exceptions_total{exception_type="errors.fundamental",handler="orders"} 1
+			received_processed_messages_exceptions_total{exception_type="wmprom.brokerDownError",handler="orders"} 1`,
+	}, {
 		name: "returns produced messages without a decorated publisher: acked once the router acks it",
 		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
 			r.AddMiddleware(m.Middleware)

@@ -361,8 +361,10 @@ func TestPublisherPanicGoesOn(t *testing.T) {
 }
 
 // Later messages settle the statuses the router decided, without a
-// scrape, however many publishes are still in flight: each message checks
-// a few of the oldest and moves the undecided ones to the back.
+// scrape, however many publishes are still in flight: each message
+// settles the oldest statuses the router decided and moves the first
+// undecided one to the back, so that the statuses behind the in-flight
+// ones are settled after one message per publish in flight.
 func TestLaterMessagesSettleStatuses(t *testing.T) {
 	m, _ := newMetrics(t)
 	// The families alone, without the collector that sweeps at every
@@ -381,7 +383,7 @@ func TestLaterMessagesSettleStatuses(t *testing.T) {
 	_, _ = produces(nacked)
 	acked.Ack()
 	nacked.Nack()
-	const plainMessages = (inFlight+2)/sweepStep + 1
+	const plainMessages = inFlight + 1
 	for range plainMessages {
 		_, _ = plain(newMsg())
 	}

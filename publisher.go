@@ -73,7 +73,6 @@ type publisher struct {
 // Publish publishes through the wrapped publisher and records the call.
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
 	m := p.metrics
-	m.sweep(false)
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
 	shape := m.families.px.shape
 	s.warm(shape)
