@@ -32,12 +32,14 @@ import (
 // Plugin's, say), it passes messages through uncounted and reports
 // ErrInstrumentedTwice once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
-	return m.instrument(h, m.cfg.logger)
+	return m.instrument(h, m.cfg.logger, false)
 }
 
 // instrument is Middleware with logger for the causes the router is not
 // told (logging.go) and for a nested middleware of m (misuse.go), which
 // passes messages through uncounted once it finds itself nested.
+// oneHandler says the router wraps h for one handler and gives the result
+// to no other (see handlerChain).
 //
 // The router runs each message's handler chain on a goroutine of its own,
 // whose stack starts small and is copied to one twice as large each time
@@ -47,8 +49,8 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // would not need without the middleware. So the closure's frame holds
 // only a reception, and the work is done in receive and end, whose frames
 // exist only before and after the handler runs.
-func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
-	c := new(handlerChain)
+func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter, oneHandler bool) message.HandlerFunc {
+	c := &handlerChain{handlerChainFields: handlerChainFields{oneHandler: oneHandler}}
 	return func(msg *message.Message) ([]*message.Message, error) {
 		if c.nested.Load() {
 			return h(msg)

@@ -29,7 +29,9 @@ func (m *Metrics) Plugin(r *message.Router) error {
 	if logger == nil {
 		logger = r.Logger()
 	}
-	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc { return m.instrument(h, logger) })
+	// A router-level middleware is called once for each handler, when the
+	// router starts it, and what it returns serves that handler alone.
+	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc { return m.instrument(h, logger, true) })
 	r.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) { return m.decoratePublisher(pub, logger) })
 	r.AddSubscriberDecorators(m.decorateSubscriber)
 	return nil

@@ -181,6 +181,14 @@ func TestLabelSetSharedByTwoMetrics(t *testing.T) {
 		"received_messages_total", "received_messages_in_process", "received_messages_size_bytes", "received_processed_messages_total")
 }
 
+// A handler chain is one cache line: the padding leaves room for no
+// trailing zero-size field, which would add a word and spill over.
+func TestHandlerChainIsOneLine(t *testing.T) {
+	if size := unsafe.Sizeof(handlerChain{}); size != cacheLine {
+		t.Errorf("a handler chain takes %d bytes, want %d", size, cacheLine)
+	}
+}
+
 // A successful publish whose duration falls into one of the first four
 // buckets (the default bounds start at 5 ms) reads and writes one cache
 // line of its series: the destination label it compares with its topic,
