@@ -15,7 +15,8 @@
 #
 # BEFORE=rev also runs the cardinality benchmarks of this tree against
 # the library at commit rev, in the same rounds, into
-# cardinality-before.txt: a before and after measured together.
+# cardinality-before.txt (rev in before-commit.txt): a before and after
+# measured together.
 #
 # TABLES_ONLY=1 prints the tables of an earlier run without running
 # anything.
@@ -46,7 +47,10 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 		cp -R benchmarks go.work "$bin/before/"
 		(cd "$bin/before/benchmarks" && go test -c -o "$bin/before.test" .)
 		git worktree remove --force "$bin/before"
-		echo "before: $(git rev-parse --short "$BEFORE")" >"$out/cardinality-before.txt"
+		# benchstat would read a "key: value" line in the results as a
+		# configuration key, and no longer pair before with after.
+		git rev-parse --short "$BEFORE" >"$out/before-commit.txt"
+		: >"$out/cardinality-before.txt"
 	fi
 	{
 		echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- ':(glob)*.go' ':(glob)benchmarks/*.go' || echo ' (with uncommitted changes)')"
@@ -108,7 +112,7 @@ fi
 	"$benchstat" -col /series -filter '.name:CardinalityScrape (.unit:sec/op OR .unit:sec/sample OR .unit:bytes/scrape OR .unit:B/op)' "$out/cardinality.txt"
 	if [ -s "$out/cardinality-before.txt" ]; then
 		echo
-		echo "### Cardinality, before ($(sed -n 's/^before: //p' "$out/cardinality-before.txt")) and after, wmprom only"
+		echo "### Cardinality, before ($(cat "$out/before-commit.txt")) and after, wmprom only"
 		"$benchstat" -filter '/instr:wmprom .unit:(sec/op OR B/op OR allocs/op)' \
 			"before=$out/cardinality-before.txt" "after=$out/cardinality.txt"
 		echo
