@@ -88,7 +88,7 @@ func newFamilies(c *config) *families {
 	rx.received = rxFamily("received_messages_total", "Messages received, counted before processing starts.", receive)
 	rx.received.kind, rx.received.word = counterFamily, rxReceived
 	rx.inProcess = rxFamily("received_messages_in_process", "Messages being processed right now.", receive)
-	rx.inProcess.kind, rx.inProcess.word = gaugeFamily, rxInProcess
+	rx.inProcess.kind, rx.inProcess.word = inProcessFamily, rxReceived
 	rx.processed = rxFamily("received_processed_messages_total",
 		"Messages processed, by status: acked, nacked, rejected, skipped or error.",
 		labels(labelAppName, labelBroker, labelHandler, labelStatus))
@@ -96,6 +96,7 @@ func newFamilies(c *config) *families {
 	for st := range statusCount {
 		rx.processed.statusWords = append(rx.processed.statusWords, rx.shape.statusWord(st))
 	}
+	rx.inProcess.statusWords = rx.processed.statusWords
 	size := rxFamily(receivedSizeName, receivedSizeHelp, receive)
 	size.kind, size.word, size.bounds, size.sumWord, size.wholeSum = histogramFamily, rx.shape.sizeAt, c.sizeBuckets, rxSizeSum, true
 	rx.size = histogram(sizeVec, size)

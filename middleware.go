@@ -99,7 +99,6 @@ func (r *reception) receive(c *handlerChain) bool {
 	shape := m.families.rx.shape
 	s.received(shape, ex)
 	s.observeSize(shape, len(msg.Payload))
-	s.started(shape)
 	r.s, r.chain, r.ex, r.poisonedBefore = s, chain, ex, poisoned(msg)
 	r.start = m.elapsed()
 	return true

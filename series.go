@@ -23,15 +23,19 @@ import (
 // The words of a receive label set, in order: what every message touches
 // first (the acked status among them), then the duration buckets, the
 // other statuses and the size buckets. With the nesting mark, the first
-// line holds the first words and the first two default duration buckets
-// (up to 10 ms): a message handled within 10 ms writes that line and the
-// line of its size bucket, and only a slower one, which the extra line
-// costs nothing beside its handler's time, writes a third. A histogram
-// keeps no count: the count is the sum of its buckets, +Inf included, so
-// that a scrape always shows the +Inf bucket equal to the count.
+// line holds the first words and the first three default duration
+// buckets (up to 25 ms): a message handled within 25 ms writes that line
+// and the line of its size bucket, and only a slower one, which the extra
+// line costs nothing beside its handler's time, writes a third. A
+// histogram keeps no count: the count is the sum of its buckets, +Inf
+// included, so that a scrape always shows the +Inf bucket equal to the
+// count. The in-process gauge keeps no word either: it is the received
+// count less the processed counts, which a message writes anyway, two
+// atomic writes a message fewer on the line every message of the handler
+// writes (BenchmarkMiddlewareParallel: the line moves between cores with
+// each).
 const (
 	rxReceived        = iota // received_messages_total
-	rxInProcess              // received_messages_in_process, two's complement
 	rxDurationSum            // processing duration sum, float64 bits
 	rxSizeSum                // received size sum, in whole bytes: one add, not a float64 CAS loop
 	rxAcked                  // received_processed_messages_total{status="acked"}
@@ -114,8 +118,8 @@ const (
 // receiveFields are a receiveSeries but for the padding.
 type receiveFields struct {
 	// The first cache line: the nesting mark and the first seven words,
-	// all written by a message acked within 10 ms (see the word order
-	// above). Nothing only read shares a line with
+	// all but two duration buckets written by a message acked within
+	// 25 ms (see the word order above). Nothing only read shares a line with
 	// words: with one handler's messages on several cores, a read of a
 	// line another core keeps writing waits for it as a write does.
 	nesting nesting // misuse.go
@@ -250,9 +254,6 @@ func (s *receiveSeries) warm(shape *receiveShape, size int) {
 // anything the publish waits for: see receiveSeries.warm.
 func (s *publishSeries) warm(shape *publishShape) { s.words(shape)[pxSucceeded].Load() }
 
-// started counts one message in process.
-func (s *receiveSeries) started(shape *receiveShape) { s.words(shape)[rxInProcess].Add(1) }
-
 // received counts one received message.
 func (s *receiveSeries) received(shape *receiveShape, ex prometheus.Labels) {
 	s.words(shape)[rxReceived].Add(1)
@@ -261,15 +262,16 @@ func (s *receiveSeries) received(shape *receiveShape, ex prometheus.Labels) {
 	}
 }
 
-// processed counts one processed message with status st and takes it out
-// of the in-process gauge.
+// processed counts one processed message with status st, which takes it
+// out of the in-process gauge (received less processed).
 func (s *receiveSeries) processed(shape *receiveShape, st status, ex prometheus.Labels) {
-	w, i := s.words(shape), shape.statusWord(st)
-	w[i].Add(1)
+	i := shape.statusWord(st)
 	if ex != nil {
+		// Before the count: once counted, the message is no longer in
+		// process, and everything about it is recorded.
 		s.set.exemplar(i, 1, ex)
 	}
-	w[rxInProcess].Add(^uint64(0))
+	s.words(shape)[i].Add(1)
 }
 
 // observeSize observes a received payload size, without exemplar: the

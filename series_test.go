@@ -206,10 +206,10 @@ func TestPublishTouchesOneLine(t *testing.T) {
 	})
 }
 
-// A message acked within 10 ms (the first two default buckets) writes the
-// first line of its receive series and the line of its size bucket only:
-// the nesting mark, the received count, the in-process gauge, both sums,
-// the acked status and the duration bucket share the first line.
+// A message acked within 25 ms (the first three default buckets) writes
+// the first line of its receive series and the line of its size bucket
+// only: the nesting mark, the received count, both sums, the acked status
+// and the duration bucket share the first line.
 func TestReceiveTouchesOneLineAndItsSizeBucket(t *testing.T) {
 	m, _ := newMetrics(t)
 	shape := m.families.rx.shape
@@ -218,12 +218,12 @@ func TestReceiveTouchesOneLineAndItsSizeBucket(t *testing.T) {
 	onFirstLine(t, unsafe.Pointer(&s), []field{
 		{"nesting mark", unsafe.Pointer(&s.nesting), unsafe.Sizeof(s.nesting)},
 		{"received count", unsafe.Pointer(&s.inline[rxReceived]), word},
-		{"in process", unsafe.Pointer(&s.inline[rxInProcess]), word},
 		{"duration sum", unsafe.Pointer(&s.inline[rxDurationSum]), word},
 		{"size sum", unsafe.Pointer(&s.inline[rxSizeSum]), word},
 		{"acked", unsafe.Pointer(&s.inline[shape.statusWord(statusAcked)]), word},
 		{"bucket 5 ms", unsafe.Pointer(&s.inline[rxDurationBuckets+bucketOf(shape.durationBounds, .005)]), word},
 		{"bucket 10 ms", unsafe.Pointer(&s.inline[rxDurationBuckets+bucketOf(shape.durationBounds, .01)]), word},
+		{"bucket 25 ms", unsafe.Pointer(&s.inline[rxDurationBuckets+bucketOf(shape.durationBounds, .025)]), word},
 	})
 }
 

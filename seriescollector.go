@@ -134,7 +134,7 @@ type familyKind uint8
 
 const (
 	counterFamily   familyKind = iota // one counter per label set
-	gaugeFamily                       // one gauge per label set, in two's complement
+	inProcessFamily                   // one gauge per label set: word less the statusWords
 	statusFamily                      // one counter per label set and status
 	histogramFamily                   // one classic histogram per label set
 )
@@ -145,10 +145,10 @@ type seriesFamily struct {
 	desc  *prometheus.Desc
 	store *seriesStore
 	kind  familyKind
-	word  int // the counter, the gauge, or the first bucket
+	word  int // the counter, the received count, or the first bucket
 
 	statuses    []string // statusFamily: the status label values,
-	statusWords []int    // and their words
+	statusWords []int    // and their words (inProcessFamily: the processed counts)
 
 	bounds   []float64 // histogramFamily: the upper bounds,
 	sumWord  int       // the sum's word,
@@ -170,8 +170,8 @@ func (f *seriesFamily) Collect(ch chan<- prometheus.Metric) {
 		switch f.kind {
 		case counterFamily:
 			ch <- f.counter(l, f.word, l.values)
-		case gaugeFamily:
-			ch <- orInvalid(f.desc)(prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, float64(int64(l.word(f.word))), l.values...))
+		case inProcessFamily:
+			ch <- orInvalid(f.desc)(prometheus.NewConstMetric(f.desc, prometheus.GaugeValue, float64(f.inProcess(l)), l.values...))
 		case statusFamily:
 			for i, st := range f.statuses {
 				values = append(append(append(values[:0], l.values[:3]...), st), l.values[3:]...)
@@ -181,6 +181,19 @@ func (f *seriesFamily) Collect(ch chan<- prometheus.Metric) {
 			ch <- f.histogram(l)
 		}
 	}
+}
+
+// inProcess is the received count of l less its processed counts. The
+// processed counts are read first: every count only grows, and a message
+// is counted received before it is counted processed, so what is read
+// after them is at least their sum, and the gauge never goes below zero
+// however the scrape overlaps the messages.
+func (f *seriesFamily) inProcess(l *labelSet) int64 {
+	var processed uint64
+	for _, i := range f.statusWords {
+		processed += l.word(i)
+	}
+	return int64(l.word(f.word) - processed)
 }
 
 // counter is the counter of word i of l.
