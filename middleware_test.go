@@ -57,6 +57,13 @@ func viaPlugin(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message
 	r.AddHandler("orders", "orders", ps, "payments", ps, h)
 }
 
+// viaPluginWithoutPublisher is viaPlugin with a handler added without a
+// publisher: the router fails its produced messages before any publish.
+func viaPluginWithoutPublisher(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
+	r.AddPlugin(m.Plugin)
+	r.AddHandler("orders", "orders", ps, "payments", nil, h)
+}
+
 func produce(payload string) []*message.Message {
 	return []*message.Message{message.NewMessage(watermill.NewUUID(), []byte(payload))}
 }
@@ -274,11 +281,8 @@ func TestOutcomes(t *testing.T) {
 			published_messages_total{destination="payments",status="success"} 1
 			published_messages_exceptions_total{destination="payments",exception_type="wmprom.brokerDownError"} 1`,
 	}, {
-		name: "returns produced messages with no publisher at all: error, redelivered",
-		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
-			r.AddPlugin(m.Plugin)
-			r.AddHandler("orders", "orders", ps, "payments", nil, h)
-		},
+		name:  "returns produced messages with no publisher at all: error, redelivered",
+		setup: viaPluginWithoutPublisher,
 		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
 			if attempt == 1 {
 				return produce("paid"), nil
@@ -293,11 +297,8 @@ func TestOutcomes(t *testing.T) {
 	}, {
 		// The first attempt fills the handler chain's cache, which then
 		// tells the second that the handler has no publisher.
-		name: "returns produced messages with no publisher after a message without: error, redelivered",
-		setup: func(r *message.Router, ps *gochannel.GoChannel, m *Metrics, h message.HandlerFunc) {
-			r.AddPlugin(m.Plugin)
-			r.AddHandler("orders", "orders", ps, "payments", nil, h)
-		},
+		name:  "returns produced messages with no publisher after a message without: error, redelivered",
+		setup: viaPluginWithoutPublisher,
 		handle: func(attempt int, _ *message.Message) ([]*message.Message, error) {
 			switch attempt {
 			case 1:
