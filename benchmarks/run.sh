@@ -11,7 +11,8 @@
 # (default 10): with -count 10 the ten runs of one variant would come one
 # after the other, so a burst of load from another process would land on
 # one variant and pass for a difference between variants. Interleaved,
-# it spreads over all of them.
+# it spreads over all of them. The end-to-end variants also take turns
+# at running first.
 #
 # BEFORE=rev also runs the cardinality benchmarks of this tree against
 # the library at commit rev, in the same rounds, into
@@ -35,6 +36,23 @@ trap 'rm -rf "$bin"' EXIT
 machine() {
 	echo "== $1: $(date -u '+%Y-%m-%d %H:%M:%S UTC'), load average $(cut -d' ' -f1-3 /proc/loadavg)"
 	top -b -n 2 -d 1 -o %CPU -w 120 | awk '/^top -/ { n++ } n == 2' | sed -n '3p;8,10p'
+}
+
+# rotate prints its arguments after the first, rotated left by n-1.
+rotate() {
+	n=$(($1 - 1))
+	shift
+	n=$((n % $#))
+	i=0
+	for arg in "$@"; do
+		if [ "$i" -ge "$n" ]; then printf '%s\n' "$arg"; fi
+		i=$((i + 1))
+	done
+	i=0
+	for arg in "$@"; do
+		if [ "$i" -lt "$n" ]; then printf '%s\n' "$arg"; fi
+		i=$((i + 1))
+	done
 }
 
 if [ -z "${TABLES_ONLY:-}" ]; then
@@ -66,7 +84,18 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 		# Hot path: middleware and publisher decorator (root package).
 		(cd "$root" && "$bin/hotpath.test" -test.run '^$' -test.bench . -test.benchmem) | tee -a "$out/hotpath.txt"
 		# Router end to end on GoChannel, NATS JetStream and Redis streams.
-		(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Router|Broker' -test.benchmem) | tee -a "$out/endtoend.txt"
+		# One variant at a time, in an order that rotates from round to
+		# round: in a fixed order, whatever drifts during a round (the
+		# Redis benchmark does) would pass for a difference between
+		# variants.
+		# (A pattern names as many levels as the benchmark has, or the
+		# benchmark does not run: hence one pattern per depth.)
+		for instr in $(rotate "$i" none hooks wmprom watermill); do
+			for pattern in "^BenchmarkRouterGoChannel\$/./^instr=$instr\$" "^BenchmarkBroker/^instr=$instr\$"; do
+				(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.benchmem -test.bench "$pattern") |
+					tee -a "$out/endtoend.txt"
+			done
+		done
 		# Cardinality, in 6 of the rounds: one scrape of 10,000 handlers
 		# takes a second, and 6 runs are what benchstat needs for a spread.
 		if [ "$i" -le 6 ]; then
