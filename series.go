@@ -294,10 +294,7 @@ func (s *receiveSeries) observeDuration(shape *receiveShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
-	b := observeWords(s.words(shape), rxDurationBuckets, rxDurationSum, shape.durationBounds, v)
-	if ex != nil {
-		s.set.exemplar(b, v, ex)
-	}
+	observeWords(s.words(shape), &s.set, rxDurationBuckets, rxDurationSum, shape.durationBounds, v, ex)
 }
 
 // published counts n messages published, or failed to publish.
@@ -318,24 +315,23 @@ func (s *publishSeries) observeDuration(shape *publishShape, v float64, ex prome
 		observe(s.duration, v, ex)
 		return
 	}
-	b := observeWords(s.words(shape), pxDurationBuckets, pxDurationSum, shape.durationBounds, v)
-	if ex != nil {
-		s.set.exemplar(b, v, ex)
-	}
+	observeWords(s.words(shape), &s.set, pxDurationBuckets, pxDurationSum, shape.durationBounds, v, ex)
 }
 
 // observeWords observes v in a classic histogram kept in words: its
-// buckets from word first on, its sum (float64 bits) in word sum. It
-// returns the bucket's word, which an exemplar goes with, as client_golang
-// keeps it. The caller reads its series' label set for the exemplar only
-// when there is one: the set is on another line than the words, and
-// reading it for every observation was a cache miss per message with
-// thousands of series (callgrind, BenchmarkCardinalitySteady).
-func observeWords(w []atomic.Uint64, first, sum int, bounds []float64, v float64) int {
+// buckets from word first on, its sum (float64 bits) in word sum. The
+// exemplar goes with the bucket, as client_golang keeps it. The series'
+// label set comes by address and is read only for an exemplar: it is on
+// another line than the words, and reading it for every observation was
+// a cache miss per message with thousands of series (callgrind,
+// BenchmarkCardinalitySteady).
+func observeWords(w []atomic.Uint64, set **labelSet, first, sum int, bounds []float64, v float64, ex prometheus.Labels) {
 	b := first + bucketOf(bounds, v)
 	w[b].Add(1)
 	addFloat(&w[sum], v)
-	return b
+	if ex != nil {
+		(*set).exemplar(b, v, ex)
+	}
 }
 
 // bucketOf returns the index of the bucket v falls into: the first upper
