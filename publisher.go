@@ -2,9 +2,11 @@ package wmprom
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DecoratePublisher wraps pub so that every Publish records the three
@@ -71,36 +73,77 @@ type publisher struct {
 }
 
 // Publish publishes through the wrapped publisher and records the call.
+//
+// The wrapped publish runs below this frame, and a broker client's publish
+// goes deep (go-redis: about a dozen frames to the socket write): every
+// byte this frame keeps is a byte further down the router goroutine's
+// stack for all of them. With the recording's locals here (264 bytes),
+// BenchmarkBrokerRedis ran 8-10% slower with wmprom's decorator alone, and
+// as slow with a do-nothing decorator holding as many bytes, while the
+// recording's own work is well under a microsecond. So this frame keeps
+// only a publication, and the work is done in begin and end, whose frames
+// exist only before and after the publish (as in the middleware, see
+// instrument).
 func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	var c publication
+	p.begin(&c, topic, msgs)
+	defer c.done()
+	err := p.next.Publish(topic, msgs...)
+	c.end(err)
+	return err
+}
+
+// publication is one Publish call: what recording it needs once the
+// wrapped publish has returned or panicked.
+type publication struct {
+	m        *Metrics
+	s        *publishSeries
+	msgs     []*message.Message
+	ex       prometheus.Labels
+	start    time.Duration
+	returned bool
+}
+
+// begin finds the call's series and starts its clock, in c.
+//
+//go:noinline
+func (p *publisher) begin(c *publication, topic string, msgs []*message.Message) {
 	m := p.metrics
 	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
-	shape := m.families.px.shape
-	s.warm(shape)
+	s.warm(m.families.px.shape)
 	ex := m.exemplar(firstMessage(msgs))
 	m.stampPublishTime(msgs)
-	start := m.elapsed()
-	returned := false
-	defer func() {
-		if !returned {
-			// A panicking publisher failed to publish: count it so, and
-			// let the panic go on to the caller, as if wmprom were not here.
-			s.observeDuration(shape, (m.elapsed() - start).Seconds(), ex)
-			s.published(shape, len(msgs), true, ex)
-			add(s.exceptions.WithLabelValues(exceptionPanic), 1, ex)
-			m.published(msgs, nil, true)
-		}
-	}()
-	err := p.next.Publish(topic, msgs...)
-	returned = true
-	s.observeDuration(shape, (m.elapsed() - start).Seconds(), ex)
+	*c = publication{m: m, s: s, msgs: msgs, ex: ex, start: m.elapsed()}
+}
+
+// end records a publish that returned err.
+//
+//go:noinline
+func (c *publication) end(err error) {
+	c.returned = true
+	m, s, shape := c.m, c.s, c.m.families.px.shape
+	s.observeDuration(shape, (m.elapsed() - c.start).Seconds(), c.ex)
 	if err != nil {
-		s.published(shape, len(msgs), true, ex)
-		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, ex)
+		s.published(shape, len(c.msgs), true, c.ex)
+		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, c.ex)
 	} else {
-		s.published(shape, len(msgs), false, ex)
+		s.published(shape, len(c.msgs), false, c.ex)
 	}
-	m.published(msgs, err, false)
-	return err
+	m.published(c.msgs, err, false)
+}
+
+// done counts a panicking publish as a failed one, with exception type
+// "panic", and lets the panic go on to the caller, as if wmprom were not
+// here.
+func (c *publication) done() {
+	if c.returned {
+		return
+	}
+	m, s, shape := c.m, c.s, c.m.families.px.shape
+	s.observeDuration(shape, (m.elapsed() - c.start).Seconds(), c.ex)
+	s.published(shape, len(c.msgs), true, c.ex)
+	add(s.exceptions.WithLabelValues(exceptionPanic), 1, c.ex)
+	m.published(c.msgs, nil, true)
 }
 
 // Close closes the wrapped publisher.

@@ -62,14 +62,8 @@ var routerInstrumentations = []instrumentation{
 // noopPlugin adds the same three hooks as wmprom's Plugin, each passing
 // straight through, so that the router runs the same extra layers.
 func noopPlugin(r *message.Router) error {
-	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) { return h(msg) }
-	})
-	r.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) {
+	addPublisherOnly(r, func(pub message.Publisher) (message.Publisher, error) {
 		return noopPublisher{pub}, nil
-	})
-	r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
-		return noopSubscriber{sub}, nil
 	})
 	return nil
 }
