@@ -1,7 +1,7 @@
 #!/bin/sh
 # run.sh runs every benchmark of wmprom the way BENCHMARKS.md reports
 # them and prints the benchstat tables. Run it from the repository root on
-# a quiet machine; it takes about 17 minutes on 2 cores.
+# a quiet machine; it takes about 20 minutes on 2 cores.
 #
 #   sh benchmarks/run.sh [output directory, default benchmarks/results]
 #
