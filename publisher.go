@@ -121,29 +121,33 @@ func (p *publisher) begin(c *publication, topic string, msgs []*message.Message)
 //go:noinline
 func (c *publication) end(err error) {
 	c.returned = true
-	m, s, shape := c.m, c.s, c.m.families.px.shape
-	s.observeDuration(shape, (m.elapsed() - c.start).Seconds(), c.ex)
-	if err != nil {
-		s.published(shape, len(c.msgs), true, c.ex)
-		add(s.exceptions.WithLabelValues(m.publishExceptionTypes.of(err)), 1, c.ex)
-	} else {
-		s.published(shape, len(c.msgs), false, c.ex)
-	}
-	m.published(c.msgs, err, false)
+	c.record(err, false)
 }
 
 // done counts a panicking publish as a failed one, with exception type
 // "panic", and lets the panic go on to the caller, as if wmprom were not
 // here.
 func (c *publication) done() {
-	if c.returned {
-		return
+	if !c.returned {
+		c.record(nil, true)
 	}
+}
+
+// record counts the publish, failed when it returned an error or
+// panicked, and decides the statuses waiting on its messages.
+func (c *publication) record(err error, panicked bool) {
 	m, s, shape := c.m, c.s, c.m.families.px.shape
 	s.observeDuration(shape, (m.elapsed() - c.start).Seconds(), c.ex)
-	s.published(shape, len(c.msgs), true, c.ex)
-	add(s.exceptions.WithLabelValues(exceptionPanic), 1, c.ex)
-	m.published(c.msgs, nil, true)
+	failed := panicked || err != nil
+	s.published(shape, len(c.msgs), failed, c.ex)
+	if failed {
+		exception := exceptionPanic
+		if !panicked {
+			exception = m.publishExceptionTypes.of(err)
+		}
+		add(s.exceptions.WithLabelValues(exception), 1, c.ex)
+	}
+	m.published(c.msgs, err, panicked)
 }
 
 // Close closes the wrapped publisher.
