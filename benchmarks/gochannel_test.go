@@ -21,14 +21,16 @@ const goChannelWindow = 64
 // to "out". With out=dropped nobody consumes "out" (GoChannel drops it);
 // with out=consumed a second handler consumes it, so each message crosses
 // two instrumented handlers and one instrumented publish. One op is one
-// message through the whole pipeline.
+// message through the whole pipeline. Besides the four setups of every
+// end-to-end benchmark it runs the floor (floor_test.go), the bare
+// recording that wmprom's cost over the hooks is to be compared with.
 func BenchmarkRouterGoChannel(b *testing.B) {
 	for _, consume := range []bool{false, true} {
 		out := "dropped"
 		if consume {
 			out = "consumed"
 		}
-		for _, in := range routerInstrumentations {
+		for _, in := range append(routerInstrumentations, floorInstrumentation) {
 			b.Run("out="+out+"/instr="+in.name, func(b *testing.B) {
 				runGoChannel(b, in, b.N, consume, prometheus.NewRegistry())
 			})

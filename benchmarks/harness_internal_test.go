@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -97,4 +98,20 @@ func histogramCounts(t *testing.T, g prometheus.Gatherer, family string) map[str
 		}
 	}
 	return counts
+}
+
+// TestFloorRecords checks that the floor the GoChannel benchmark compares
+// with does its recording: each message is received and processed by two
+// handlers and published once.
+func TestFloorRecords(t *testing.T) {
+	const n = 25
+	f := newFloorRecorder()
+	in := instrumentation{name: "floor", add: func(_ testing.TB, r *message.Router, _ *prometheus.Registry) {
+		r.AddPlugin(f.plugin)
+	}}
+	runGoChannel(t, in, n, true, prometheus.NewRegistry())
+	// runGoChannel has closed the router, which waits for its handlers.
+	if calls, done := f.total(); calls != 3*n || done != 3*n {
+		t.Fatalf("floor counted %d calls and %d done, want %d each", calls, done, 3*n)
+	}
 }

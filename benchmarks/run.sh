@@ -90,7 +90,8 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 		# variants.
 		# (A pattern names as many levels as the benchmark has, or the
 		# benchmark does not run: hence one pattern per depth.)
-		for instr in $(rotate "$i" none hooks wmprom watermill); do
+		# floor (the bare recording, floor_test.go) is a GoChannel setup only.
+		for instr in $(rotate "$i" none hooks floor wmprom watermill); do
 			for pattern in "^BenchmarkRouterGoChannel\$/./^instr=$instr\$" "^BenchmarkBroker/^instr=$instr\$"; do
 				(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.benchmem -test.bench "$pattern") |
 					tee -a "$out/endtoend.txt"
@@ -123,6 +124,9 @@ fi
 	echo
 	echo "### End to end, wmprom against the do-nothing hooks"
 	"$benchstat" -col '/instr@(hooks wmprom)' -filter '.unit:(sec/op OR msgs/s OR cpu-ns/op OR allocs/op)' "$out/endtoend.txt"
+	echo
+	echo "### GoChannel, wmprom against the floor (the bare recording) and the hooks"
+	"$benchstat" -col '/instr@(hooks floor wmprom)' -filter '.name:RouterGoChannel .unit:(sec/op OR cpu-ns/op OR allocs/op)' "$out/endtoend.txt"
 	echo
 	echo "### End to end, wmprom against Watermill's metrics"
 	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"
