@@ -83,12 +83,8 @@ func (f *floorRecorder) counts() *floorCounts {
 // plugin adds the floor's middleware and publisher decorator, and the
 // same pass-through subscriber decorator as the no-op hooks.
 func (f *floorRecorder) plugin(r *message.Router) error {
-	r.AddMiddleware(f.middleware)
-	r.AddPublisherDecorators(func(pub message.Publisher) (message.Publisher, error) {
+	addHooks(r, f.middleware, func(pub message.Publisher) (message.Publisher, error) {
 		return &floorPublisher{next: pub, f: f, c: f.counts()}, nil
-	})
-	r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
-		return noopSubscriber{sub}, nil
 	})
 	return nil
 }

@@ -32,34 +32,21 @@ func BenchmarkPublisherFrame(b *testing.B) {
 	env := redisEnv(b)
 	for _, in := range []instrumentation{
 		{name: "small", add: func(_ testing.TB, r *message.Router, _ *prometheus.Registry) {
-			addPublisherOnly(r, func(pub message.Publisher) (message.Publisher, error) { return noopPublisher{pub}, nil })
+			addHooks(r, passThrough, func(pub message.Publisher) (message.Publisher, error) { return noopPublisher{pub}, nil })
 		}},
 		{name: "large", add: func(_ testing.TB, r *message.Router, _ *prometheus.Registry) {
-			addPublisherOnly(r, func(pub message.Publisher) (message.Publisher, error) { return largeFramePublisher{pub}, nil })
+			addHooks(r, passThrough, func(pub message.Publisher) (message.Publisher, error) { return largeFramePublisher{pub}, nil })
 		}},
 		{name: "wmprom", add: func(tb testing.TB, r *message.Router, reg *prometheus.Registry) {
 			m, err := wmprom.New(reg)
 			if err != nil {
 				tb.Fatal(err)
 			}
-			addPublisherOnly(r, m.DecoratePublisher)
+			addHooks(r, passThrough, m.DecoratePublisher)
 		}},
 	} {
 		b.Run("frame="+in.name, func(b *testing.B) { benchmarkBroker(b, env, in) })
 	}
-}
-
-// addPublisherOnly adds decorate, a pass-through middleware and a
-// pass-through subscriber decorator: with noopPublisher, the hooks of
-// noopPlugin.
-func addPublisherOnly(r *message.Router, decorate message.PublisherDecorator) {
-	r.AddMiddleware(func(h message.HandlerFunc) message.HandlerFunc {
-		return func(msg *message.Message) ([]*message.Message, error) { return h(msg) }
-	})
-	r.AddPublisherDecorators(decorate)
-	r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
-		return noopSubscriber{sub}, nil
-	})
 }
 
 // largeFramePublisher does nothing but keep 256 bytes on its frame while

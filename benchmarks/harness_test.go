@@ -62,10 +62,25 @@ var routerInstrumentations = []instrumentation{
 // noopPlugin adds the same three hooks as wmprom's Plugin, each passing
 // straight through, so that the router runs the same extra layers.
 func noopPlugin(r *message.Router) error {
-	addPublisherOnly(r, func(pub message.Publisher) (message.Publisher, error) {
+	addHooks(r, passThrough, func(pub message.Publisher) (message.Publisher, error) {
 		return noopPublisher{pub}, nil
 	})
 	return nil
+}
+
+// addHooks adds mw, decorate and a pass-through subscriber decorator:
+// the three places wmprom's Plugin hooks into a router.
+func addHooks(r *message.Router, mw message.HandlerMiddleware, decorate message.PublisherDecorator) {
+	r.AddMiddleware(mw)
+	r.AddPublisherDecorators(decorate)
+	r.AddSubscriberDecorators(func(sub message.Subscriber) (message.Subscriber, error) {
+		return noopSubscriber{sub}, nil
+	})
+}
+
+// passThrough is a middleware that adds a layer and nothing else.
+func passThrough(h message.HandlerFunc) message.HandlerFunc {
+	return func(msg *message.Message) ([]*message.Message, error) { return h(msg) }
 }
 
 // noopPublisher and noopSubscriber are decorators that add a layer and
