@@ -32,6 +32,9 @@ func (m *Metrics) exemplar(msg *message.Message) prometheus.Labels {
 	} else {
 		id = traceIDFromTraceparent(msg.Metadata.Get(traceparentKey))
 	}
+	if id == "" {
+		return nil // most messages: no call to check an id
+	}
 	return exemplarLabels(id)
 }
 

@@ -24,8 +24,8 @@ import (
 // router's publishers too (Plugin does both), the status is decided when
 // the publish returns and a failed publish counts its error's type as the
 // exception; without it, the status is decided from the message's ack or
-// nack at the next message, publish or scrape, and a nack counts the
-// exception type "unknown".
+// nack at the next message or scrape, and a nack counts the exception
+// type "unknown".
 //
 // Middleware logs the causes of Reject, Skip and Ack only when WithLogger
 // gives it a logger. Inside another middleware of the same Metrics (the
@@ -87,7 +87,7 @@ type reception struct {
 func (r *reception) receive(c *handlerChain) bool {
 	m, msg := r.m, r.msg
 	s, chain := m.receiveSeriesFor(msg, c)
-	s.warm(m.families.rx.shape, len(msg.Payload))
+	sizeWord := s.warm(m.families.rx.shape, len(msg.Payload))
 	if !s.nesting.enter(msg) {
 		c.nested.Store(true)
 		m.reportNested(r.logger, msg)
@@ -98,7 +98,7 @@ func (r *reception) receive(c *handlerChain) bool {
 	ex := m.exemplar(msg)
 	shape := m.families.rx.shape
 	s.received(shape, ex)
-	s.observeSize(shape, len(msg.Payload))
+	s.observeSize(shape, len(msg.Payload), sizeWord)
 	r.s, r.chain, r.ex, r.poisonedBefore = s, chain, ex, poisoned(msg)
 	r.start = m.elapsed()
 	return true

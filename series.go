@@ -237,17 +237,22 @@ func (s *publishSeries) words(shape *publishShape) []atomic.Uint64 {
 	return s.outline
 }
 
-// warm reads the word of the size bucket a message of size bytes
-// writes, before the first write. Every write is a locked instruction,
-// which waits for the reads before it: read first, the miss on the size
-// bucket's line overlaps the miss on the first line (the nesting mark,
-// the counts, the acked status and the first duration buckets), where
-// each write would otherwise wait for its own.
-func (s *receiveSeries) warm(shape *receiveShape, size int) {
-	// The compiler keeps atomic loads whose values are unused.
-	if shape.sizeVec == nil {
-		s.words(shape)[shape.sizeAt+bucketOf(shape.sizeBounds, float64(size))].Load()
+// warm returns the word of the size bucket a message of size bytes
+// writes (-1 when the histogram is native), and reads it before the
+// first write. Every write is a locked instruction, which waits for the
+// reads before it: read first, the miss on the size bucket's line
+// overlaps the miss on the first line (the nesting mark, the counts, the
+// acked status and the first duration buckets), where each write would
+// otherwise wait for its own. observeSize takes the word, so that the
+// bucket is searched once per message.
+func (s *receiveSeries) warm(shape *receiveShape, size int) (sizeWord int) {
+	if shape.sizeVec != nil {
+		return -1
 	}
+	sizeWord = shape.sizeAt + bucketOf(shape.sizeBounds, float64(size))
+	// The compiler keeps atomic loads whose values are unused.
+	s.words(shape)[sizeWord].Load()
+	return sizeWord
 }
 
 // warm reads the first word of s, on the line a publish writes, before
@@ -274,17 +279,18 @@ func (s *receiveSeries) processed(shape *receiveShape, st status, ex prometheus.
 	s.words(shape)[i].Add(1)
 }
 
-// observeSize observes a received payload size, without exemplar: the
-// size of a message says nothing its trace would explain. The sum is
-// kept in whole bytes, exact where client_golang's float sum is exact
-// (below 2^53 bytes) and beyond.
-func (s *receiveSeries) observeSize(shape *receiveShape, v int) {
+// observeSize observes a received payload size of v bytes, whose
+// bucket's word warm returned, without exemplar: the size of a message
+// says nothing its trace would explain. The sum is kept in whole bytes,
+// exact where client_golang's float sum is exact (below 2^53 bytes) and
+// beyond.
+func (s *receiveSeries) observeSize(shape *receiveShape, v, sizeWord int) {
 	if shape.sizeVec != nil {
 		s.size.Observe(float64(v))
 		return
 	}
 	w := s.words(shape)
-	w[shape.sizeAt+bucketOf(shape.sizeBounds, float64(v))].Add(1)
+	w[sizeWord].Add(1)
 	w[rxSizeSum].Add(uint64(v))
 }
 

@@ -121,7 +121,7 @@ func TestScrapeDuringTraffic(t *testing.T) {
 	go func() {
 		defer close(done)
 		for i := range 20000 {
-			s.observeSize(shape, i%3000)
+			s.observeSize(shape, i%3000, s.warm(shape, i%3000))
 			s.observeDuration(shape, float64(i%20)/100, nil)
 		}
 	}()
