@@ -126,7 +126,7 @@ func (r *reception) end(produced []*message.Message, err error) ([]*message.Mess
 	if err != nil && r.logger != nil {
 		logOutcome(r.logger, r.msg, err)
 	}
-	v := decide(r.msg, err, r.poisonedBefore)
+	v := decide(r.msg, err, r.poisonedBefore, len(produced) > 0)
 	if v.dropped {
 		produced = nil
 	}
