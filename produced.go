@@ -69,9 +69,8 @@ type undecided struct {
 }
 
 // sweepStep is how many decided awaitings a message takes off the list
-// at most: enough to keep up with the ones the fast path
-// misses, few enough that a burst of them costs one message only a
-// bounded walk.
+// at most: enough to keep up with the ones the fast path misses, few
+// enough that a burst of them costs one message only a bounded walk.
 const sweepStep = 4
 
 // maxFree bounds the awaitings kept for reuse: enough for the messages a
