@@ -182,6 +182,7 @@ func (m *Metrics) observeAge(s *receiveSeries, msg *message.Message) {
 	}
 }
 
+// observeAgeOn is observeAge with message age on.
 func (m *Metrics) observeAgeOn(s *receiveSeries, msg *message.Message) {
 	published, ok := m.publishedAt(msg)
 	if !ok {

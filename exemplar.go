@@ -32,9 +32,6 @@ func (m *Metrics) exemplar(msg *message.Message) prometheus.Labels {
 	} else {
 		id = traceIDFromTraceparent(msg.Metadata.Get(traceparentKey))
 	}
-	if id == "" {
-		return nil // most messages: no call to check an id
-	}
 	return exemplarLabels(id)
 }
 

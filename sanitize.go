@@ -70,9 +70,17 @@ func staticValueProblem(what, v string) string {
 // exemplarLabels returns the exemplar labels naming trace id, or nil
 // when id cannot make a valid exemplar. Such an id is dropped, never
 // repaired or cut: a changed trace id would point at no trace, or at
-// someone else's.
+// someone else's. Small enough to be inlined: most messages carry no
+// trace, and pay a test rather than a call.
 func exemplarLabels(id string) prometheus.Labels {
-	if id == "" || !utf8.ValidString(id) ||
+	if id == "" {
+		return nil
+	}
+	return traceExemplarLabels(id)
+}
+
+func traceExemplarLabels(id string) prometheus.Labels {
+	if !utf8.ValidString(id) ||
 		len(exemplarLabel)+utf8.RuneCountInString(id) > prometheus.ExemplarMaxRunes {
 		return nil
 	}
