@@ -122,12 +122,13 @@ type handlerChainFields struct {
 	// the same Metrics (misuse.go): it then passes messages through.
 	nested atomic.Bool
 
-	// oneHandler says the chain serves one handler: the Plugin's, which
-	// the router builds for each handler it starts. Once filled, it gives
-	// every message the first one's series without reading the message's
+	// oneHandler says the chain serves one handler: the Plugin's, and a
+	// Middleware's that the router built (routerbuilt.go), each built for
+	// one handler when the router starts it. Once filled, it gives every
+	// message the first one's series without reading the message's
 	// context (callgrind, BenchmarkRouterGoChannel: two context walks, 370
-	// instructions a message). Middleware cannot know how it is used, and
-	// checks.
+	// instructions a message). A Middleware built elsewhere cannot know
+	// which handlers it serves, and checks.
 	oneHandler bool
 
 	// noPublisher, written with series, says the first message's handler
@@ -161,8 +162,8 @@ const (
 
 // receiveSeriesFor finds the series of the handler msg was delivered to,
 // and the chain's cache when it holds msg's handler (nil when it does
-// not). With c filled, the Plugin's chain reads nothing of msg; a
-// Middleware's makes two context look-ups and two string comparisons:
+// not). With c filled, a chain built for one handler reads nothing of
+// msg; any other makes two context look-ups and two string comparisons:
 // the raw names are compared, and made label values only when they
 // differ.
 func (m *Metrics) receiveSeriesFor(msg *message.Message, c *handlerChain) (*receiveSeries, *handlerChain) {

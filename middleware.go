@@ -9,8 +9,12 @@ import (
 )
 
 // Middleware records the six receive families around h. Use it as a
-// router-level message.HandlerMiddleware: the router builds one handler
-// chain per handler, and each chain caches its handler's series.
+// router-level or handler-level message.HandlerMiddleware: the router
+// builds one handler chain per handler, and a chain it builds takes its
+// handler's series from the first message and reads no later message's
+// context. Called any other way (from a middleware of the application's,
+// or to wrap a handler function given to several handlers), Middleware
+// reads every message's context to find its handler.
 //
 // Watermill runs the first middleware added outermost. Added first,
 // Middleware sees one delivery as one message whatever Retry,
@@ -32,7 +36,7 @@ import (
 // Plugin's, say), it passes messages through uncounted and reports
 // ErrInstrumentedTwice once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
-	return m.instrument(h, m.cfg.logger, false)
+	return m.instrument(h, m.cfg.logger, builtByRouter())
 }
 
 // instrument is Middleware with logger for the causes the router is not
