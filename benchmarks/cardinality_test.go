@@ -412,7 +412,7 @@ func BenchmarkCardinalityHot(b *testing.B) {
 func benchmarkSteady(b *testing.B, handle func(s *series, i int) error, active func(n int) int) {
 	for _, n := range cardinalities {
 		ctxs := handlerContexts(b, n)
-		for _, in := range handlerInstrumentations {
+		for _, in := range append(handlerInstrumentations, floorHandlerInstrumentation) {
 			b.Run(fmt.Sprintf("series=%d/instr=%s", n, in.name), func(b *testing.B) {
 				s := newSeries(ctxs).instrumentByRouter(b, in, prometheus.NewRegistry())
 				s.touch(b)
