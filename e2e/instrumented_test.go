@@ -39,9 +39,10 @@ type route struct {
 // instrumentedApp is a Watermill service on a GoChannel, instrumented by
 // wmprom and serving OpenMetrics /metrics.
 type instrumentedApp struct {
-	target  string            // host:port of /metrics
-	publish message.Publisher // the GoChannel, decorated by the Plugin's Metrics
-	handled chan string       // the topic of every message a handler returned for
+	target  string              // host:port of /metrics
+	publish message.Publisher   // the GoChannel, decorated by the Plugin's Metrics
+	handled chan string         // the topic of every message its handler ran for
+	metrics prometheus.Gatherer // what /metrics serves
 }
 
 func startInstrumentedApp(t *testing.T, routes ...route) *instrumentedApp {
@@ -59,7 +60,7 @@ func startInstrumentedApp(t *testing.T, routes ...route) *instrumentedApp {
 	pubsub := gochannel.NewGoChannel(gochannel.Config{OutputChannelBuffer: 16}, logger)
 	t.Cleanup(func() { _ = pubsub.Close() })
 
-	app := &instrumentedApp{handled: make(chan string, 16)}
+	app := &instrumentedApp{handled: make(chan string, 16), metrics: reg}
 	routers := map[bool]*message.Router{}
 	for _, r := range routes {
 		router := routers[r.plugin]
@@ -107,7 +108,10 @@ func startInstrumentedApp(t *testing.T, routes ...route) *instrumentedApp {
 }
 
 // send publishes one message to topic and waits until its handler has
-// returned.
+// run and wmprom has recorded everything about it: the handler signals
+// before it returns, and the middleware records the status, the
+// duration and their exemplars after, so a test that looked at the clock
+// or at the metrics on the signal could see the message half recorded.
 func (a *instrumentedApp) send(t *testing.T, topic string, metadata map[string]string) {
 	t.Helper()
 	msg := message.NewMessage(watermill.NewUUID(), []byte(`{"order_id":"o-1"}`))
@@ -125,6 +129,31 @@ func (a *instrumentedApp) send(t *testing.T, topic string, metadata map[string]s
 	case <-time.After(10 * time.Second):
 		t.Fatalf("the message to %s was not handled within 10s", topic)
 	}
+	if err := eventually(context.Background(), 10*time.Second, time.Millisecond, a.nothingInProcess); err != nil {
+		t.Fatalf("the message to %s was handled but not recorded within 10s: %v", topic, err)
+	}
+}
+
+// nothingInProcess tells whether every message received has a status:
+// taking a message out of the in-process gauge is the last thing wmprom
+// records about it.
+func (a *instrumentedApp) nothingInProcess() error {
+	mfs, err := a.metrics.Gather()
+	if err != nil {
+		return err
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "faststream_received_messages_in_process" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if v := m.GetGauge().GetValue(); v != 0 {
+				return fmt.Errorf("%v messages in process on %v", v, m.GetLabel())
+			}
+		}
+		return nil
+	}
+	return errors.New("no faststream_received_messages_in_process family")
 }
 
 // TestExemplarReachesPrometheus publishes one message with a known W3C
