@@ -87,7 +87,7 @@ func TestMaxLabelSetsUnderRace(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range each {
-				m.receiveSeries("b", fmt.Sprintf("h%d-%d", g, i), m.customStatic).received(m.families.rx.shape, nil)
+				m.receiveSeries("b", fmt.Sprintf("h%d-%d", g, i), m.customStatic).received.Inc()
 			}
 		}()
 	}

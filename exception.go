@@ -3,8 +3,6 @@ package wmprom
 import (
 	"context"
 	"errors"
-	"reflect"
-	"strings"
 	"sync"
 
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
@@ -12,10 +10,7 @@ import (
 
 // Exception types the default classifier gives to errors whose Go type
 // would say little.
-const (
-	exceptionPanic    = "panic"
-	exceptionOverflow = overflowValue
-)
+const exceptionPanic = "panic"
 
 // errorTyper lets an error name its own exception_type; it wins over
 // every other rule of the default classifier.
@@ -69,14 +64,10 @@ func plainWrapper(err error) bool {
 	if _, ok := err.(*outcome); ok {
 		return true
 	}
-	t := reflect.TypeOf(err)
-	for t != nil && t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	if t == nil {
+	if err == nil {
 		return false
 	}
-	switch t.PkgPath() {
+	switch pkg, _ := errorType(err); pkg {
 	case "fmt", "errors", "github.com/pkg/errors":
 		return true
 	}
@@ -87,7 +78,8 @@ func typeName(err error) string {
 	if err == nil {
 		return unknown
 	}
-	return labelValue(strings.TrimLeft(reflect.TypeOf(err).String(), "*"))
+	_, name := errorType(err)
+	return labelValue(name)
 }
 
 // exceptionTypes bounds the exception_type values of one family: the
@@ -131,7 +123,7 @@ func (e *exceptionTypes) admit(t string) string {
 		return t
 	}
 	if e.n >= e.max {
-		return exceptionOverflow
+		return overflowValue
 	}
 	e.n++
 	e.seen.Store(t, struct{}{})

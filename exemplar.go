@@ -1,6 +1,8 @@
 package wmprom
 
 import (
+	"unicode/utf8"
+
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -56,6 +58,19 @@ func traceIDFromTraceparent(tp string) string {
 		return ""
 	}
 	return id
+}
+
+// exemplarLabels returns the exemplar labels naming trace id, or nil
+// when id cannot make a valid exemplar (client_golang panics on one that
+// is invalid or longer than prometheus.ExemplarMaxRunes). Such an id is
+// dropped, never repaired or cut: a changed trace id would point at no
+// trace, or at someone else's.
+func exemplarLabels(id string) prometheus.Labels {
+	if id == "" || !utf8.ValidString(id) ||
+		len(exemplarLabel)+utf8.RuneCountInString(id) > prometheus.ExemplarMaxRunes {
+		return nil
+	}
+	return prometheus.Labels{exemplarLabel: id}
 }
 
 // add adds v to c, with the exemplar ex when there is one.

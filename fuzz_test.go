@@ -78,7 +78,7 @@ func FuzzHandlerLabel(f *testing.F) {
 			t.Fatalf("valid %q changed to %q", topic, v)
 		}
 		m, reg := newMetrics(t)
-		m.receiveSeries("gochannel", topic, m.customStatic).received(m.families.rx.shape, nil)
+		m.receiveSeries("gochannel", topic, m.customStatic).received.Inc()
 		checkRegistry(t, reg)
 	})
 }

@@ -1,15 +1,19 @@
 package wmprom
 
 import (
+	"context"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// unknown stands in for any label value that would otherwise be empty:
-// dashboard 22130 filters every label with =~".+", which hides series
-// with an empty value.
-const unknown = "unknown"
+// Every label value that comes from user data (topics, handler names,
+// label functions, error types, type names) goes through labelValue
+// before it reaches client_golang, which panics on a label value that is
+// not valid UTF-8. A metrics library must not crash the service it
+// measures, whatever a message or a broker hands it.
 
 // Built-in label names, in the order they appear on the families.
 const (
@@ -24,6 +28,78 @@ const (
 var builtinLabels = map[string]bool{
 	labelAppName: true, labelBroker: true, labelHandler: true, labelDestination: true,
 	labelStatus: true, labelExceptionType: true, "le": true,
+}
+
+// unknown stands in for any label value that would otherwise be empty:
+// dashboard 22130 filters every label with =~".+", which hides series
+// with an empty value.
+const unknown = "unknown"
+
+// overflowValue stands in for label values past a bound: the exception
+// types past WithMaxExceptionTypes, and the handler, destination and
+// WithLabelFunc values of label sets past WithMaxLabelSets. One word for
+// both, so one dashboard filter finds them all.
+const overflowValue = "other"
+
+// MaxLabelValueRunes is the longest label value wmprom records, in runes.
+// Longer values from user data are cut to this length at a rune boundary.
+// 256 keeps every legal Kafka topic (249 characters) and RabbitMQ queue
+// name (255 bytes) whole, while a runaway value cannot bloat every scrape.
+const MaxLabelValueRunes = 256
+
+// labelValue makes a value from user data safe for a label: valid UTF-8
+// (each invalid sequence replaced by U+FFFD, so a topic with stray bytes
+// stays recognisable), at most MaxLabelValueRunes runes, never empty. A
+// value that already is comes back as it is, without allocating.
+func labelValue(s string) string {
+	if s == "" {
+		return unknown
+	}
+	if len(s) <= MaxLabelValueRunes && utf8.ValidString(s) {
+		return s // a string of n bytes has at most n runes
+	}
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	count := 0
+	for i := range s {
+		if count == MaxLabelValueRunes {
+			return s[:i]
+		}
+		count++
+	}
+	return s
+}
+
+// staticValueProblem says what is wrong with the label value v that an
+// option gives as what, or "" when nothing is. Options are code, not
+// data: an invalid one is a mistake to fix, so New refuses it rather
+// than repair it.
+func staticValueProblem(what, v string) string {
+	switch {
+	case v == "":
+		return what + " is empty"
+	case !utf8.ValidString(v):
+		return fmt.Sprintf("%s %q is not valid UTF-8", what, v)
+	case utf8.RuneCountInString(v) > MaxLabelValueRunes:
+		return fmt.Sprintf("%s is %d runes long, more than MaxLabelValueRunes (%d)", what, utf8.RuneCountInString(v), MaxLabelValueRunes)
+	}
+	return ""
+}
+
+// destinationLabel is the destination label of a publish to topic.
+func destinationLabel(topic string) string { return labelValue(topic) }
+
+// handlerOf is the handler label, before it is made a valid label value,
+// of a message whose router context is ctx.
+func (m *Metrics) handlerOf(ctx context.Context) string {
+	if m.cfg.handlerLabel == HandlerName {
+		if name := message.HandlerNameFromCtx(ctx); name != "" {
+			return name
+		}
+	}
+	if topic := message.SubscribeTopicFromCtx(ctx); topic != "" {
+		return topic
+	}
+	return message.HandlerNameFromCtx(ctx)
 }
 
 // customLabel is one WithLabel or WithLabelFunc option.
@@ -42,8 +118,7 @@ func customLabelNames(custom []customLabel) []string {
 	return names
 }
 
-// hasDynamic tells whether label values depend on the message, which rules
-// out caching one series per handler.
+// hasDynamic tells whether label values depend on the message.
 func hasDynamic(custom []customLabel) bool {
 	for _, l := range custom {
 		if l.dynamic {
@@ -55,12 +130,12 @@ func hasDynamic(custom []customLabel) bool {
 
 // customSeparator joins custom label values into one cache key. The
 // byte 0xff never occurs in valid UTF-8, and every value joined has been
-// made valid (labelValue) or checked by New, so no value can contain it
-// and splitting the key gives back exactly the values joined.
+// made valid (labelValue) or checked by New, so splitting the key gives
+// back exactly the values joined.
 const customSeparator = "\xff"
 
-// customValues returns the custom label values for msg, joined into one
-// string so that they can be part of a cache key.
+// customValues returns the custom label values for msg (nil: before any
+// message), joined into one string so that they can be part of a key.
 func customValues(custom []customLabel, msg *message.Message) string {
 	var b strings.Builder
 	for i, l := range custom {
@@ -86,5 +161,16 @@ func splitCustomValues(joined string, n int) []string {
 	return strings.SplitN(joined, customSeparator, n)
 }
 
-// destinationLabel is the destination label of a publish to topic.
-func destinationLabel(topic string) string { return labelValue(topic) }
+// customOverflow is the custom part of an overflow label set: static
+// WithLabel values stay (they are not what overflowed), values computed
+// per message read overflowValue.
+func customOverflow(custom []customLabel) string {
+	values := make([]customLabel, len(custom))
+	for i, l := range custom {
+		values[i] = customLabel{name: l.name, value: l.value}
+		if l.dynamic {
+			values[i].value = overflowValue
+		}
+	}
+	return customValues(values, nil)
+}

@@ -1,6 +1,10 @@
 package wmprom
 
 import (
+	"errors"
+	"sync"
+	"sync/atomic"
+
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
 )
@@ -8,15 +12,6 @@ import (
 // The router logs an error a handler returns, Nack's included, and acks
 // silently what it is told is fine. Reject, Skip and Ack tell it nil, so
 // without these entries their causes would be seen by nobody.
-
-// WithLogger sets the logger that receives what the router does not log:
-// the causes given to Reject, Skip and Ack, and the misuse reports (see
-// ErrInstrumentedTwice). Without it the Plugin uses its router's logger,
-// while Middleware and DecoratePublisher used on their own log no causes
-// and report misuse on standard error.
-func WithLogger(l watermill.LoggerAdapter) Option {
-	return func(c *config) { c.logger = l }
-}
 
 // Log messages, one per outcome whose cause the router is not told.
 const (
@@ -63,4 +58,83 @@ func messageFields(msg *message.Message) watermill.LogFields {
 		fields["topic"] = topic
 	}
 	return fields
+}
+
+// ErrInstrumentedTwice is the error of the entry logged, once per Metrics
+// and kind, when a Metrics finds itself instrumenting something twice:
+// a message that passes through two of its middlewares (the Plugin and
+// Middleware on one router, Middleware added twice, the Plugin added
+// twice), or DecoratePublisher given a publisher it already decorates.
+// The inner middleware then passes the message through uncounted and the
+// publisher is not wrapped again, so every message is still counted once.
+var ErrInstrumentedTwice = errors.New("wmprom: one Metrics instruments the same handler or publisher twice")
+
+// Log messages of the misuse reports.
+const (
+	logNestedMiddleware = "wmprom: a message passed through two middlewares of one Metrics " +
+		"(the Plugin together with Middleware, or either added twice); the inner one stops counting"
+	logDecoratedTwice = "wmprom: DecoratePublisher got a publisher it already decorates " +
+		"(the Plugin together with router.AddPublisherDecorators(m.DecoratePublisher)?); it is not wrapped again"
+)
+
+// misuseReports makes each kind of misuse reported once per Metrics.
+type misuseReports struct {
+	nested, decoratedTwice atomic.Bool
+}
+
+// nesting tells whether a message is inside a middleware of the series'
+// Metrics: two such middlewares on one handler find the same series, as
+// they compute the same labels from the same message, and the inner one
+// finds the message there already.
+type nesting struct {
+	mu       sync.Mutex
+	handling map[*message.Message]struct{}
+}
+
+// enter records msg as handled; false means an enclosing middleware of
+// the same Metrics handles it already.
+func (n *nesting) enter(msg *message.Message) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.handling[msg]; ok {
+		return false
+	}
+	n.handling[msg] = struct{}{}
+	return true
+}
+
+// leave forgets msg.
+func (n *nesting) leave(msg *message.Message) {
+	n.mu.Lock()
+	delete(n.handling, msg)
+	n.mu.Unlock()
+}
+
+// reportNested reports, once per Metrics, a message counted by an
+// enclosing middleware of the same Metrics.
+func (m *Metrics) reportNested(logger watermill.LoggerAdapter, msg *message.Message) {
+	if m.misuse.nested.CompareAndSwap(false, true) {
+		orStderr(logger).Error(logNestedMiddleware, ErrInstrumentedTwice, messageFields(msg))
+	}
+}
+
+// reportDecoratedTwice reports, once per Metrics, a publisher decorated
+// twice: on logger, else on the logger of the first decoration, which is
+// the router's when the Plugin made it.
+func (m *Metrics) reportDecoratedTwice(logger watermill.LoggerAdapter, first *publisher) {
+	if logger == nil {
+		logger = first.logger
+	}
+	if m.misuse.decoratedTwice.CompareAndSwap(false, true) {
+		orStderr(logger).Error(logDecoratedTwice, ErrInstrumentedTwice, nil)
+	}
+}
+
+// orStderr is logger, or, where none is given, Watermill's standard
+// logger: a misuse is a bug in the service, and must be seen.
+func orStderr(logger watermill.LoggerAdapter) watermill.LoggerAdapter {
+	if logger == nil {
+		return watermill.NewStdLogger(false, false)
+	}
+	return logger
 }

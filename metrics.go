@@ -1,11 +1,10 @@
 package wmprom
 
 import (
+	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 	"github.com/prometheus/client_golang/prometheus"
@@ -21,7 +20,7 @@ type Metrics struct {
 	appName  string
 
 	// customStatic is the joined custom label values when none depends
-	// on the message: the cache key part that never changes.
+	// on the message (dynamic is false).
 	customStatic string
 	dynamic      bool
 
@@ -29,23 +28,156 @@ type Metrics struct {
 	publishing *seriesCache[publishKey, *publishSeries]
 
 	// subscriberBrokers maps the router's name of a handler's subscriber
-	// and its topic to the broker the Plugin found inside the subscriber,
-	// so that the middleware, which only sees the names, labels messages
-	// as the Plugin labelled the series it created at zero.
+	// and its topic to the broker the Plugin found inside the subscriber
+	// (plugin.go), so that the middleware, which only sees the names,
+	// labels messages as the Plugin labelled their series at zero.
 	subscriberBrokers sync.Map // subscription -> string
 
 	processExceptionTypes *exceptionTypes
 	publishExceptionTypes *exceptionTypes
 
-	// undecided holds the statuses of messages whose produced messages
-	// the router has yet to publish (produced.go).
-	undecided undecided
+	undecided undecided     // produced.go
+	misuse    misuseReports // logging.go
+	stamps    stamps        // age.go
+}
 
-	misuse misuseReports // misuse.go
+// families are the nine metric families of FastStream's
+// PrometheusMiddleware, with the same names, types and labels, and the
+// three message age families when WithMessageAge is on.
+type families struct {
+	received          *prometheus.CounterVec   // prefix_received_messages_total
+	receivedSize      *prometheus.HistogramVec // prefix_received_messages_size_bytes
+	inProcess         *prometheus.GaugeVec     // prefix_received_messages_in_process
+	processed         *prometheus.CounterVec   // prefix_received_processed_messages_total
+	processDuration   *prometheus.HistogramVec // prefix_received_processed_messages_duration_seconds
+	processExceptions *prometheus.CounterVec   // prefix_received_processed_messages_exceptions_total
+	published         *prometheus.CounterVec   // prefix_published_messages_total
+	publishDuration   *prometheus.HistogramVec // prefix_published_messages_duration_seconds
+	publishExceptions *prometheus.CounterVec   // prefix_published_messages_exceptions_total
 
-	// epoch is when New ran: durations are read as the time elapsed
-	// since it, from the monotonic clock alone (see elapsed).
-	epoch time.Time
+	age        *prometheus.HistogramVec // prefix_received_messages_age_seconds; nil unless WithMessageAge(true)
+	ageUnknown *prometheus.CounterVec   // prefix_received_messages_age_unknown_total
+	ageClamped *prometheus.CounterVec   // prefix_received_messages_age_clamped_total
+
+	customNames []string // WithLabel and WithLabelFunc names, after the built-in labels
+}
+
+func newFamilies(c *config) *families {
+	custom := customLabelNames(c.custom)
+	labels := func(builtin ...string) []string { return append(builtin, custom...) }
+	receive := labels(labelAppName, labelBroker, labelHandler)
+	publish := labels(labelAppName, labelBroker, labelDestination)
+	counter := func(name, help string, labels []string) *prometheus.CounterVec {
+		return prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.prefix + "_" + name, Help: help}, labels)
+	}
+	histogram := func(name, help string, buckets []float64, labels []string) *prometheus.HistogramVec {
+		opts := prometheus.HistogramOpts{Name: c.prefix + "_" + name, Help: help, Buckets: buckets}
+		if n := c.native; n.form != 0 {
+			opts.NativeHistogramBucketFactor = n.factor
+			opts.NativeHistogramMaxBucketNumber = n.maxBuckets
+			opts.NativeHistogramMinResetDuration = n.minReset
+			if n.form == InsteadOfClassic {
+				// With a factor above 1, no buckets means no classic
+				// buckets, not client_golang's defaults.
+				opts.Buckets = nil
+			}
+		}
+		return prometheus.NewHistogramVec(opts, labels)
+	}
+	f := &families{
+		customNames: custom,
+		received:    counter("received_messages_total", "Messages received, counted before processing starts.", receive),
+		receivedSize: histogram("received_messages_size_bytes", "Payload size of received messages, in bytes.",
+			c.sizeBuckets, receive),
+		inProcess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: c.prefix + "_received_messages_in_process", Help: "Messages being processed right now.",
+		}, receive),
+		processed: counter("received_processed_messages_total",
+			"Messages processed, by status: acked, nacked, rejected, skipped or error.",
+			labels(labelAppName, labelBroker, labelHandler, labelStatus)),
+		processDuration: histogram("received_processed_messages_duration_seconds",
+			"Time spent processing a message, whatever the outcome, in seconds.", c.durationBuckets, receive),
+		processExceptions: counter("received_processed_messages_exceptions_total",
+			"Errors and panics while processing messages, by exception type.",
+			labels(labelAppName, labelBroker, labelHandler, labelExceptionType)),
+		published: counter("published_messages_total", "Messages published, by status: success or error.",
+			labels(labelAppName, labelBroker, labelDestination, labelStatus)),
+		publishDuration: histogram("published_messages_duration_seconds",
+			"Time spent publishing, whatever the outcome, in seconds.", c.durationBuckets, publish),
+		publishExceptions: counter("published_messages_exceptions_total",
+			"Errors while publishing messages, by exception type.",
+			labels(labelAppName, labelBroker, labelDestination, labelExceptionType)),
+	}
+	if c.messageAge {
+		// Classic only: the age buckets are the ones a reader reasons in.
+		f.age = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    c.prefix + "_received_messages_age_seconds",
+			Help:    "Time from a message's publish to the start of its processing, in seconds.",
+			Buckets: c.ageBuckets,
+		}, receive)
+		f.ageUnknown = counter("received_messages_age_unknown_total",
+			"Messages received without a readable publish time, so without an age observation.", receive)
+		f.ageClamped = counter("received_messages_age_clamped_total",
+			"Messages published in the future by this host's clock, observed with age zero.", receive)
+	}
+	return f
+}
+
+// register registers every family, or adopts the one already registered
+// under the same name and labels (client_golang's AlreadyRegisteredError),
+// so that several Metrics (two routers, two app names) can share one
+// registry and its series. On failure it leaves the registry as it found
+// it.
+func (f *families) register(reg prometheus.Registerer) error {
+	r := &registrar{reg: reg}
+	f.received = adopt(r, f.received)
+	f.receivedSize = adopt(r, f.receivedSize)
+	f.inProcess = adopt(r, f.inProcess)
+	f.processed = adopt(r, f.processed)
+	f.processDuration = adopt(r, f.processDuration)
+	f.processExceptions = adopt(r, f.processExceptions)
+	f.published = adopt(r, f.published)
+	f.publishDuration = adopt(r, f.publishDuration)
+	f.publishExceptions = adopt(r, f.publishExceptions)
+	if f.age != nil {
+		f.age = adopt(r, f.age)
+		f.ageUnknown = adopt(r, f.ageUnknown)
+		f.ageClamped = adopt(r, f.ageClamped)
+	}
+	if r.err != nil {
+		for _, c := range r.added {
+			reg.Unregister(c)
+		}
+	}
+	return r.err
+}
+
+// registrar remembers what it registered, to undo it after a failure.
+type registrar struct {
+	reg   prometheus.Registerer
+	added []prometheus.Collector
+	err   error
+}
+
+// adopt returns c registered, or the vector of the same type already
+// registered with an identical description.
+func adopt[C prometheus.Collector](r *registrar, c C) C {
+	if r.err != nil {
+		return c
+	}
+	err := r.reg.Register(c)
+	if err == nil {
+		r.added = append(r.added, c)
+		return c
+	}
+	var already prometheus.AlreadyRegisteredError
+	if errors.As(err, &already) {
+		if existing, ok := already.ExistingCollector.(C); ok {
+			return existing
+		}
+	}
+	r.err = fmt.Errorf("wmprom: cannot register a metric family: a collector with the same name but other labels or type is registered: %w", err)
+	return c
 }
 
 // New creates the nine families, registers them with reg and returns the
@@ -72,7 +204,6 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		dynamic:               hasDynamic(cfg.custom),
 		processExceptionTypes: newExceptionTypes(cfg.errorType, cfg.maxExceptionTypes),
 		publishExceptionTypes: newExceptionTypes(cfg.errorType, cfg.maxExceptionTypes),
-		epoch:                 cfg.now(),
 	}
 	if !m.dynamic {
 		m.customStatic = customValues(cfg.custom, nil)
@@ -81,112 +212,101 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	m.receiving = newSeriesCache(cfg.maxLabelSets,
 		func(k receiveKey) receiveKey {
 			return receiveKey{broker: k.broker, handler: overflowValue, custom: overflowCustom}
-		},
-		func(k receiveKey) *receiveSeries {
-			return fam.newReceiveSeries(k, m.appName, splitCustomValues(k.custom, len(cfg.custom)))
-		})
+		}, m.newReceiveSeries)
 	m.publishing = newSeriesCache(cfg.maxLabelSets,
 		func(k publishKey) publishKey {
 			return publishKey{broker: k.broker, destination: overflowValue, custom: overflowCustom}
-		},
-		func(k publishKey) *publishSeries {
-			return fam.newPublishSeries(k, m.appName, splitCustomValues(k.custom, len(cfg.custom)))
-		})
+		}, m.newPublishSeries)
 	if err := reg.Register(sweeper{m}); err != nil {
 		return nil, fmt.Errorf("wmprom: cannot register the status sweeper: %w", err)
 	}
 	return m, nil
 }
 
-// customKey returns the custom label values of msg as one string.
-func (m *Metrics) customKey(msg *message.Message) string {
-	if !m.dynamic {
-		return m.customStatic
-	}
-	return customValues(m.cfg.custom, msg)
-}
-
-// handlerChain is what one handler middleware keeps between messages:
-// one object on one cache line (padded as the series are, series.go),
-// read by every message along with the closure that holds it. With
-// thousands of handlers busy, each object a message reads is a cache
-// miss of its own.
-type handlerChain struct {
-	handlerChainFields
-	_ [(cacheLine - unsafe.Sizeof(handlerChainFields{})%cacheLine) % cacheLine]byte
-}
-
-// handlerChainFields are a handlerChain but for the padding.
-type handlerChainFields struct {
-	// nested is set once the middleware finds itself inside another of
-	// the same Metrics (misuse.go): it then passes messages through.
-	nested atomic.Bool
-
-	// oneHandler says the chain serves one handler: the Plugin's, and a
-	// Middleware's that the router built (routerbuilt.go), each built for
-	// one handler when the router starts it. Once filled, it gives every
-	// message the first one's series without reading the message's
-	// context (callgrind, BenchmarkRouterGoChannel: two context walks, 370
-	// instructions a message). A Middleware built elsewhere cannot know
-	// which handlers it serves, and checks.
-	oneHandler bool
-
-	// noPublisher, written with series, says the first message's handler
-	// was added without a publisher (see noPublisher): read from its
-	// context once, not from every message's with produced messages (callgrind,
-	// BenchmarkRouterGoChannel: 296 instructions a message). Handlers
-	// sharing one wrapped function, topic and subscriber but not a
-	// publisher would share it too; for the one without a publisher, a
-	// message with produced messages then counts as error with exception
-	// "unknown" (the backstop's) rather than
-	// message.ErrOutputInNoPublisherHandler.
-	noPublisher bool
-
-	// The series of the first message, with the router's names for its
-	// handler's topic and subscriber: a router builds one middleware per
-	// handler, so every later message has the same names and the same
-	// series. filled says the three are written; they never change
-	// after. A handler function wrapped by Middleware once and given to
-	// several handlers keeps the first handler's, and looks the others'
-	// up.
-	filled              atomic.Uint32 // chainEmpty, chainFilling, chainFilled
-	subscriber, handler string
-	series              *receiveSeries
-}
-
-const (
-	chainEmpty uint32 = iota
-	chainFilling
-	chainFilled
+// receiveKey and publishKey identify a label set by its label values
+// (the custom ones joined).
+type (
+	receiveKey struct{ broker, handler, custom string }
+	publishKey struct{ broker, destination, custom string }
 )
 
-// receiveSeriesFor finds the series of the handler msg was delivered to,
-// and the chain's cache when it holds msg's handler (nil when it does
-// not). With c filled, a chain built for one handler reads nothing of
-// msg; any other makes two context look-ups and two string comparisons:
-// the raw names are compared, and made label values only when they
-// differ.
-func (m *Metrics) receiveSeriesFor(msg *message.Message, c *handlerChain) (*receiveSeries, *handlerChain) {
-	if c.oneHandler && !m.dynamic && c.filled.Load() == chainFilled {
-		return c.series, c
+// receiveSeries are one handler's children of the receive families,
+// resolved once, when the label set is first used. Every status, the
+// gauge and the histograms exist at zero from then on, so panels show 0
+// rather than "No data".
+type receiveSeries struct {
+	received   prometheus.Counter
+	inProcess  prometheus.Gauge
+	size       prometheus.Observer
+	duration   prometheus.Observer
+	statuses   [statusCount]prometheus.Counter
+	exceptions *prometheus.CounterVec // curried down to exception_type
+	age        ageSeries
+	nesting    nesting // logging.go
+}
+
+// ageSeries are one handler's children of the age families; all nil when
+// message age is off.
+type ageSeries struct {
+	age              prometheus.Observer
+	unknown, clamped prometheus.Counter
+}
+
+// publishSeries are one destination's children of the publish families.
+type publishSeries struct {
+	destination       string // the label value, to recognise the next publish's topic
+	succeeded, failed prometheus.Counter
+	duration          prometheus.Observer
+	exceptions        *prometheus.CounterVec
+}
+
+func (m *Metrics) newReceiveSeries(k receiveKey) *receiveSeries {
+	f := m.families
+	values := append([]string{m.appName, k.broker, k.handler}, splitCustomValues(k.custom, len(f.customNames))...)
+	s := &receiveSeries{
+		received:   f.received.WithLabelValues(values...),
+		inProcess:  f.inProcess.WithLabelValues(values...),
+		size:       f.receivedSize.WithLabelValues(values...),
+		duration:   f.processDuration.WithLabelValues(values...),
+		exceptions: f.processExceptions.MustCurryWith(f.named(labelHandler, values)),
+		nesting:    nesting{handling: map[*message.Message]struct{}{}},
 	}
-	ctx := msg.Context()
-	handler := m.handlerOf(ctx)
-	subscriber := message.SubscriberNameFromCtx(ctx)
-	if m.dynamic {
-		return m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customKey(msg)), nil
+	for st := range statusCount {
+		s.statuses[st] = f.processed.With(f.named(labelHandler, values, labelStatus, st.String()))
 	}
-	if c.filled.Load() == chainFilled && c.handler == handler && c.subscriber == subscriber {
-		return c.series, c
+	if f.age != nil {
+		s.age = ageSeries{
+			age:     f.age.WithLabelValues(values...),
+			unknown: f.ageUnknown.WithLabelValues(values...),
+			clamped: f.ageClamped.WithLabelValues(values...),
+		}
 	}
-	// The topic only picks the broker of a series not cached yet: one
-	// context look-up less for every other message.
-	s := m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customStatic)
-	if c.filled.CompareAndSwap(chainEmpty, chainFilling) {
-		c.subscriber, c.handler, c.series, c.noPublisher = subscriber, handler, s, noPublisher(msg)
-		c.filled.Store(chainFilled)
+	return s
+}
+
+func (m *Metrics) newPublishSeries(k publishKey) *publishSeries {
+	f := m.families
+	values := append([]string{m.appName, k.broker, k.destination}, splitCustomValues(k.custom, len(f.customNames))...)
+	return &publishSeries{
+		destination: k.destination,
+		succeeded:   f.published.With(f.named(labelDestination, values, labelStatus, "success")),
+		failed:      f.published.With(f.named(labelDestination, values, labelStatus, "error")),
+		duration:    f.publishDuration.WithLabelValues(values...),
+		exceptions:  f.publishExceptions.MustCurryWith(f.named(labelDestination, values)),
 	}
-	return s, nil
+}
+
+// named pairs values (app, broker, handler or destination, custom...)
+// with their label names, plus the extra name and value pairs.
+func (f *families) named(third string, values []string, extra ...string) prometheus.Labels {
+	labels := prometheus.Labels{labelAppName: values[0], labelBroker: values[1], third: values[2]}
+	for i, name := range f.customNames {
+		labels[name] = values[3+i]
+	}
+	for i := 0; i+1 < len(extra); i += 2 {
+		labels[extra[i]] = extra[i+1]
+	}
+	return labels
 }
 
 // receiveSeries returns the series of one label set, creating it once.
@@ -195,31 +315,18 @@ func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
 	return m.receiving.get(receiveKey{broker: broker, handler: labelValue(handler), custom: custom})
 }
 
-// publishSeriesFor finds the series of one destination of a publisher
-// whose broker label is broker. A batch is labelled by its first message.
-func (m *Metrics) publishSeriesFor(broker, topic string, msgs []*message.Message, last *atomic.Pointer[publishSeries]) *publishSeries {
-	if m.dynamic {
-		return m.publishSeries(broker, destinationLabel(topic), customValues(m.cfg.custom, firstMessage(msgs)))
-	}
-	// A topic equal to the last series' destination label is a valid
-	// label value already: its bytes need not be read again to check it.
-	s := last.Load()
-	if s != nil && s.destination == topic {
-		return s
-	}
-	destination := destinationLabel(topic)
-	if s != nil && s.destination == destination {
-		return s
-	}
-	s = m.publishSeries(broker, destination, m.customStatic)
-	last.Store(s)
-	return s
-}
-
 // publishSeries returns the series of one label set, creating it once.
 // All three are label values already (destinationLabel for a topic).
 func (m *Metrics) publishSeries(broker, destination, custom string) *publishSeries {
 	return m.publishing.get(publishKey{broker: broker, destination: destination, custom: custom})
+}
+
+// customKey returns the custom label values of msg as one string.
+func (m *Metrics) customKey(msg *message.Message) string {
+	if !m.dynamic {
+		return m.customStatic
+	}
+	return customValues(m.cfg.custom, msg)
 }
 
 // brokerLabel is the detected broker, unless WithBroker says otherwise.
@@ -248,14 +355,5 @@ func (m *Metrics) receiveBroker(subscriber, topic string) string {
 	return brokerFromTypeName(subscriber)
 }
 
-func firstMessage(msgs []*message.Message) *message.Message {
-	if len(msgs) == 0 {
-		return nil
-	}
-	return msgs[0]
-}
-
-// elapsed is the time since New on the monotonic clock. Durations are
-// differences of two readings: time.Now would read the wall clock as well,
-// which a duration does not need and which costs about as much again.
-func (m *Metrics) elapsed() time.Duration { return m.cfg.since(m.epoch) }
+// since is the time elapsed since start, from the configured clock.
+func (m *Metrics) since(start time.Time) float64 { return m.cfg.since(start).Seconds() }

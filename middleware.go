@@ -1,6 +1,7 @@
 package wmprom
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
@@ -9,12 +10,7 @@ import (
 )
 
 // Middleware records the six receive families around h. Use it as a
-// router-level or handler-level message.HandlerMiddleware: the router
-// builds one handler chain per handler, and a chain it builds takes its
-// handler's series from the first message and reads no later message's
-// context. Called any other way (from a middleware of the application's,
-// or to wrap a handler function given to several handlers), Middleware
-// reads every message's context to find its handler.
+// router-level or handler-level message.HandlerMiddleware.
 //
 // Watermill runs the first middleware added outermost. Added first,
 // Middleware sees one delivery as one message whatever Retry,
@@ -32,110 +28,104 @@ import (
 // type "unknown".
 //
 // Middleware logs the causes of Reject, Skip and Ack only when WithLogger
-// gives it a logger. Inside another middleware of the same Metrics (the
-// Plugin's, say), it passes messages through uncounted and reports
-// ErrInstrumentedTwice once.
+// gives it a logger. A message already inside another middleware of the
+// same Metrics (the Plugin's, say) passes through uncounted, and
+// ErrInstrumentedTwice is reported once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
-	return m.instrument(h, m.cfg.logger, builtByRouter())
+	return m.instrument(h, m.cfg.logger)
 }
 
 // instrument is Middleware with logger for the causes the router is not
-// told (logging.go) and for a nested middleware of m (misuse.go), which
-// passes messages through uncounted once it finds itself nested.
-// oneHandler says the router wraps h for one handler and gives the result
-// to no other (see handlerChain).
-//
-// The router runs each message's handler chain on a goroutine of its own,
-// whose stack starts small and is copied to one twice as large each time
-// it runs out; a copy costs more than everything wmprom records. What a
-// middleware keeps on that stack around the handler, and how deep it goes
-// after, decides whether the handler's goroutine needs a copy that it
-// would not need without the middleware. So the closure's frame holds
-// only a reception, and the work is done in receive and end, whose frames
-// exist only before and after the handler runs.
-func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter, oneHandler bool) message.HandlerFunc {
-	c := &handlerChain{handlerChainFields: handlerChainFields{oneHandler: oneHandler}}
+// told (logging.go) and for misuse reports.
+func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
+	// A router builds one chain per handler, so the handler of the last
+	// message is almost always the next one's: its series are kept here.
+	var last atomic.Pointer[chainSeries]
 	return func(msg *message.Message) ([]*message.Message, error) {
-		if c.nested.Load() {
+		s := m.receiveSeriesFor(msg, &last)
+		if !s.nesting.enter(msg) {
+			m.reportNested(logger, msg)
 			return h(msg)
 		}
-		r := reception{m: m, msg: msg, logger: logger}
-		if !r.receive(c) {
-			return h(msg)
-		}
-		defer r.done()
+		defer s.nesting.leave(msg)
+		r := m.receive(s, msg)
+		returned := false
+		defer func() {
+			if !returned {
+				// Counted, and the panic goes on: recovering is the
+				// business of a Recoverer middleware or of the router.
+				observe(s.duration, m.since(r.start), r.ex)
+				m.record(s, statusError, exceptionPanic, r.ex)
+			}
+		}()
 		produced, err := h(msg)
-		r.returned = true
-		return r.end(produced, err)
+		returned = true
+		return m.end(r, logger, produced, err)
 	}
+}
+
+// chainSeries are the series of the last message through a chain, with
+// the router's names they were found by.
+type chainSeries struct {
+	subscriber, handler string
+	series              *receiveSeries
+}
+
+// receiveSeriesFor finds the series of the handler msg was delivered to.
+// The raw names from its context are compared with the last message's,
+// and made label values only when they differ.
+func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[chainSeries]) *receiveSeries {
+	ctx := msg.Context()
+	handler := m.handlerOf(ctx)
+	subscriber := message.SubscriberNameFromCtx(ctx)
+	if m.dynamic {
+		return m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customKey(msg))
+	}
+	if c := last.Load(); c != nil && c.handler == handler && c.subscriber == subscriber {
+		return c.series
+	}
+	s := m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customStatic)
+	last.Store(&chainSeries{subscriber: subscriber, handler: handler, series: s})
+	return s
 }
 
 // reception is one message through the middleware: what recording its
-// outcome needs while its handler runs.
+// outcome needs once its handler returns.
 type reception struct {
-	m              *Metrics
-	msg            *message.Message
-	logger         watermill.LoggerAdapter
 	s              *receiveSeries
-	chain          *handlerChain // the chain's cache, when it holds msg's handler
+	msg            *message.Message
 	ex             prometheus.Labels
-	start          time.Duration
+	start          time.Time
 	poisonedBefore bool
-	returned       bool // the handler returned rather than panicked
 }
 
-// receive finds the message's series and records its arrival. false
-// means an enclosing middleware of the same Metrics counts it already.
-//
-//go:noinline
-func (r *reception) receive(c *handlerChain) bool {
-	m, msg := r.m, r.msg
-	s, chain := m.receiveSeriesFor(msg, c)
-	sizeWord := s.warm(m.families.rx.shape, len(msg.Payload))
-	if !s.nesting.enter(msg) {
-		c.nested.Store(true)
-		m.reportNested(r.logger, msg)
-		return false
-	}
+// receive records the arrival of msg and starts its clock.
+func (m *Metrics) receive(s *receiveSeries, msg *message.Message) reception {
 	m.sweep(false)
 	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
-	shape := m.families.rx.shape
-	s.received(shape, ex)
-	s.observeSize(shape, len(msg.Payload), sizeWord)
-	r.s, r.chain, r.ex, r.poisonedBefore = s, chain, ex, poisoned(msg)
-	r.start = m.elapsed()
-	return true
-}
-
-// done runs when the handler has returned or panicked. A panic is counted
-// and goes on unrecovered: recovering is the business of a Recoverer
-// middleware or of the router.
-func (r *reception) done() {
-	s := r.s
-	if !r.returned {
-		s.observeDuration(r.m.families.rx.shape, (r.m.elapsed() - r.start).Seconds(), r.ex)
-		r.m.record(s, statusError, exceptionPanic, r.ex)
-	}
-	s.nesting.leave(r.msg)
+	s.inProcess.Inc()
+	add(s.received, 1, ex)
+	// No exemplar: the size of a message says nothing its trace would explain.
+	s.size.Observe(float64(len(msg.Payload)))
+	return reception{s: s, msg: msg, ex: ex, start: m.cfg.now(), poisonedBefore: poisoned(msg)}
 }
 
 // end records what the handler did with the message, or leaves it to the
 // publish of its produced messages, and returns what the router is told.
-//
-//go:noinline
-func (r *reception) end(produced []*message.Message, err error) ([]*message.Message, error) {
-	m, s := r.m, r.s
-	s.observeDuration(m.families.rx.shape, (m.elapsed() - r.start).Seconds(), r.ex)
-	if err != nil && r.logger != nil {
-		logOutcome(r.logger, r.msg, err)
+func (m *Metrics) end(r reception, logger watermill.LoggerAdapter, produced []*message.Message, err error) ([]*message.Message, error) {
+	observe(r.s.duration, m.since(r.start), r.ex)
+	if err != nil && logger != nil {
+		logOutcome(logger, r.msg, err)
 	}
-	v := decide(r.msg, err, r.poisonedBefore, len(produced) > 0)
+	v := decide(r.msg, err, r.poisonedBefore)
 	if v.dropped {
 		produced = nil
 	}
 	if v.routerErr == nil && !v.ownAck && len(produced) > 0 {
-		if !r.noPublisher() {
+		// A handler added without a publisher makes the router fail with
+		// ErrOutputInNoPublisherHandler before any publish.
+		if message.PublisherNameFromCtx(r.msg.Context()) != "<nil>" {
 			m.await(r, produced, v.status)
 			return produced, nil
 		}
@@ -145,24 +135,8 @@ func (r *reception) end(produced []*message.Message, err error) ([]*message.Mess
 	if v.exception != nil {
 		exception = m.processExceptionTypes.of(v.exception)
 	}
-	m.record(s, v.status, exception, r.ex)
+	m.record(r.s, v.status, exception, r.ex)
 	return produced, v.routerErr
-}
-
-// noPublisher tells whether the message's handler has no publisher, from
-// the chain's cache when it holds the handler.
-func (r *reception) noPublisher() bool {
-	if r.chain != nil {
-		return r.chain.noPublisher
-	}
-	return noPublisher(r.msg)
-}
-
-// noPublisher tells whether msg's handler was added with a nil publisher:
-// the router then fails with ErrOutputInNoPublisherHandler before any
-// publish, which gives the exception its exact type.
-func noPublisher(msg *message.Message) bool {
-	return message.PublisherNameFromCtx(msg.Context()) == "<nil>"
 }
 
 // record counts one processed message of s, with an exception when
@@ -172,5 +146,6 @@ func (m *Metrics) record(s *receiveSeries, st status, exceptionType string, ex p
 	if exceptionType != "" {
 		add(s.exceptions.WithLabelValues(exceptionType), 1, ex)
 	}
-	s.processed(m.families.rx.shape, st, ex)
+	add(s.statuses[st], 1, ex)
+	s.inProcess.Dec()
 }

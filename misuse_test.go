@@ -219,7 +219,7 @@ func TestTwoMetricsOnOneRouterAreNoMisuse(t *testing.T) {
 // Cause logging and misuse detection cost a plain message no allocation.
 func TestPluginMiddlewareDoesNotAllocate(t *testing.T) {
 	m, _ := newMetrics(t)
-	h := m.instrument(func(*message.Message) ([]*message.Message, error) { return nil, nil }, newCaptureLogger(), false)
+	h := m.instrument(func(*message.Message) ([]*message.Message, error) { return nil, nil }, newCaptureLogger())
 	msg := message.NewMessage("1", []byte("order"))
 	if n := testing.AllocsPerRun(1000, func() { _, _ = h(msg) }); n != 0 {
 		t.Errorf("%v allocations per message, want 0", n)

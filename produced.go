@@ -21,33 +21,25 @@ import (
 // failing the message after the handler succeeded, Duplicator, a router
 // publisher this Metrics does not decorate) is left to the message
 // itself, whose Acked and Nacked channels say what the router did.
-// Undecided statuses wait on a list that is swept at the next message
-// and at every scrape. Not at a publish: under the Plugin the oldest
-// undecided status is, at a publish, almost always another message's
-// whose publish is in flight on another core, and checking it under the
-// lock that the other publish waits for cost the GoChannel pipeline 2%
-// (BenchmarkRouterGoChannel, consumed, 30 interleaved rounds on an AMD
-// EPYC VM: wmprom/hooks 1.020 with the publish's sweep, 0.999 without).
+// Undecided statuses wait on a list, oldest last, that each message
+// sweeps a little of and every scrape sweeps whole.
 
 // exceptionUnknown is the exception type of a message the router nacked
-// after its handler succeeded, for a reason wmprom did not see (an outer
-// middleware's error, a panic in the router, a publisher not decorated by
-// this Metrics). It keeps error equal to the sum of exceptions.
+// after its handler succeeded, for a reason wmprom did not see. It keeps
+// error equal to the sum of exceptions.
 const exceptionUnknown = "unknown"
 
 // awaiting is the undecided status of one consumed message. The
-// publisher finds it by the produced messages it publishes: their
+// publisher finds it by the produced messages it publishes; their
 // contexts are left alone, as a context carrying it would cost every
-// such message an allocation and would leak wmprom's state into
-// whatever keeps the message after its publish.
+// such message an allocation.
 type awaiting struct {
 	series   *receiveSeries
 	exemplar prometheus.Labels
 	status   status // recorded when the router acks: acked, or rejected by an inner PoisonQueue
 	consumed *message.Message
 	// produced are the produced messages it is indexed by, copied from
-	// the handler's slice, which an outer middleware may change; the
-	// array is kept when the awaiting is reused.
+	// the handler's slice, which an outer middleware may change.
 	produced []*message.Message
 	// remaining counts produced messages not yet published: the last
 	// successful publish decides acked.
@@ -55,60 +47,45 @@ type awaiting struct {
 	prev, next *awaiting
 }
 
-// undecided lists the awaitings of one Metrics, newest first, and keeps
-// decided ones for reuse, so that a steady flow of messages allocates
-// nothing. Everything but pending is under mu; pending lets every path
-// skip the list while it is empty.
+// undecided lists the awaitings of one Metrics, newest first, and finds
+// them by their produced messages. pending lets every path skip the
+// mutex while nothing is undecided.
 type undecided struct {
 	mu         sync.Mutex
 	head, tail *awaiting
-	index      producedIndex
-	free       *awaiting // linked by next
-	freeCount  int
+	byProduced map[*message.Message]*awaiting
 	pending    atomic.Int64
 }
 
-// sweepStep is how many decided awaitings a message takes off the list
-// at most: enough to keep up with the ones the fast path misses, few
-// enough that a burst of them costs one message only a bounded walk.
+// sweepStep is how many awaitings a message checks at most, so that a
+// burst of undecided statuses costs one message only a bounded walk.
 const sweepStep = 4
 
-// maxFree bounds the awaitings kept for reuse: enough for the messages a
-// busy router has between handler and publish, while a burst of
-// thousands gives most of its memory back.
-const maxFree = 256
+// awaitings are reused, so that a steady flow of messages allocates none.
+var awaitings = sync.Pool{New: func() any { return new(awaiting) }}
 
 // await makes the status of r's message wait for the router to publish
 // produced. Nil produced messages are left alone: the router fails on
 // them before any publish, and the backstop sees the nack.
-func (m *Metrics) await(r *reception, produced []*message.Message, st status) {
-	u := &m.undecided
-	u.mu.Lock()
-	a := u.reuse()
+func (m *Metrics) await(r reception, produced []*message.Message, st status) {
+	a := awaitings.Get().(*awaiting)
 	keys := a.produced[:0]
 	*a = awaiting{series: r.s, exemplar: r.ex, status: st, consumed: r.msg}
+	u := &m.undecided
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.byProduced == nil {
+		u.byProduced = map[*message.Message]*awaiting{}
+	}
 	for _, p := range produced {
 		if p != nil {
 			keys = append(keys, p)
-			u.index.add(p, a)
+			u.byProduced[p] = a
 		}
 	}
 	a.produced, a.remaining = keys, len(keys)
 	u.push(a)
 	u.pending.Add(1)
-	u.mu.Unlock()
-}
-
-// reuse returns a decided awaiting, or a new one; the caller holds the
-// mutex.
-func (u *undecided) reuse() *awaiting {
-	a := u.free
-	if a == nil {
-		return new(awaiting)
-	}
-	u.free, a.next = a.next, nil
-	u.freeCount--
-	return a
 }
 
 // push puts a at the head of the list; the caller holds the mutex.
@@ -146,16 +123,13 @@ func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
 	}
 	exception := exceptionPanic
 	if !panicked && err != nil {
-		// The hook may be the application's: not under the mutex.
+		// The classifier may be the application's: not under the mutex.
 		exception = m.processExceptionTypes.of(err)
 	}
 	u.mu.Lock()
 	defer u.mu.Unlock()
 	for _, msg := range msgs {
-		if msg == nil {
-			continue
-		}
-		a := u.index.find(msg)
+		a := u.byProduced[msg]
 		switch {
 		case a == nil:
 		case panicked || err != nil:
@@ -169,37 +143,29 @@ func (m *Metrics) published(msgs []*message.Message, err error, panicked bool) {
 }
 
 // decide records a's status and takes it off the list for reuse; the
-// caller holds the mutex. Recording only adds to counters.
+// caller holds the mutex.
 func (m *Metrics) decide(a *awaiting, st status, exception string) {
 	u := &m.undecided
 	u.remove(a)
 	for _, p := range a.produced {
-		u.index.remove(p, a)
+		delete(u.byProduced, p)
 	}
 	u.pending.Add(-1)
 	m.record(a.series, st, exception, a.exemplar)
-	if u.freeCount < maxFree {
-		// Drop what the awaiting references: a produced message can
-		// outlive its publish, and the consumed one its ack. The array
-		// of produced messages is kept for the next one.
-		clear(a.produced)
-		*a = awaiting{next: u.free, produced: a.produced[:0]}
-		u.free = a
-		u.freeCount++
-	}
+	// Drop what it references: a produced message can outlive its
+	// publish, and the consumed one its ack. The array is kept.
+	clear(a.produced)
+	*a = awaiting{produced: a.produced[:0]}
+	awaitings.Put(a)
 }
 
 // sweep decides the awaitings whose consumed message the router has
-// acked or nacked. A message only tries the lock, so that messages never
-// queue behind each other, and checks the oldest awaitings
-// until it finds one still undecided, which it moves to the head, so that
-// the next sweep checks another; it decides sweepStep at most. With the
-// fast path deciding every status, as with Plugin, the oldest awaiting is
-// one whose publish is in flight, and a sweep costs one check rather
-// than a walk (callgrind, BenchmarkRouterGoChannel). A scrape waits for
-// the lock and checks them all, so that a status the router settled
-// before one scrape is exposed by the next at the latest (registries
-// collect concurrently, so the same scrape may not show it yet).
+// acked or nacked. A scrape (all) waits for the mutex and checks them
+// all, so that a status the router settled before one scrape is exposed
+// by the next at the latest. A message only tries the mutex, so that
+// messages never queue behind each other, and checks the oldest
+// awaitings, at most sweepStep: one still undecided (its publish in
+// flight) moves to the head, so that the next message checks another.
 func (m *Metrics) sweep(all bool) {
 	u := &m.undecided
 	if u.pending.Load() == 0 {
@@ -225,39 +191,29 @@ func (m *Metrics) sweep(all bool) {
 			return
 		}
 		if !m.settle(a) {
-			if a != u.head {
-				u.remove(a)
-				u.push(a)
-			}
+			u.remove(a)
+			u.push(a)
 			return
 		}
 	}
 }
 
 // settle decides a if the router is done with its consumed message,
-// telling whether it did. The caller holds the list's mutex.
+// telling whether it did: an ack confirms the handler's status, a nack is
+// an error whose cause wmprom did not see. The caller holds the mutex.
 func (m *Metrics) settle(a *awaiting) bool {
-	st, exception, done := routerOutcome(a)
-	if done {
-		m.decide(a, st, exception)
-	}
-	return done
-}
-
-// routerOutcome reads what the router did with a's consumed message,
-// without waiting: an ack confirms the handler's status, a nack is an
-// error whose cause wmprom did not see.
-func routerOutcome(a *awaiting) (st status, exception string, done bool) {
 	select {
 	case <-a.consumed.Acked():
-		return a.status, "", true
+		m.decide(a, a.status, "")
+		return true
 	default:
 	}
 	select {
 	case <-a.consumed.Nacked():
-		return statusError, exceptionUnknown, true
+		m.decide(a, statusError, exceptionUnknown)
+		return true
 	default:
-		return 0, "", false
+		return false
 	}
 }
 

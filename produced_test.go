@@ -506,7 +506,7 @@ func TestProducedManyInFlight(t *testing.T) {
 		`+processed("unknown", inFlight/2, inFlight/2, 0, 0, 0)+`
 		received_processed_messages_exceptions_total{exception_type="BrokerDown",handler="unknown"} 1500`,
 		"received_messages_in_process", "received_processed_messages_total", "received_processed_messages_exceptions_total")
-	if m.undecided.index.used != 0 {
-		t.Errorf("%d produced messages still indexed", m.undecided.index.used)
+	if n := len(m.undecided.byProduced); n != 0 {
+		t.Errorf("%d produced messages still indexed", n)
 	}
 }

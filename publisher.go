@@ -2,11 +2,9 @@ package wmprom
 
 import (
 	"sync/atomic"
-	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DecoratePublisher wraps pub so that every Publish records the three
@@ -38,7 +36,7 @@ func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, e
 
 // decoratePublisher is DecoratePublisher with the logger for misuse reports.
 func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.LoggerAdapter) (message.Publisher, error) {
-	if pub == nil || placeholderPublisher(pub) {
+	if pub == nil || isPlaceholderPublisher(pub) {
 		return pub, nil
 	}
 	if first := m.decoratedBy(pub); first != nil {
@@ -46,108 +44,82 @@ func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.Logg
 		return pub, nil
 	}
 	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub)), logger: logger}
-	m.declareDestinations(p.broker)
+	if !m.dynamic { // else the custom label values are not known before a message
+		for _, topics := range [][]string{m.cfg.destinations, m.cfg.brokerDestinations[p.broker]} {
+			for _, topic := range topics {
+				m.publishSeries(p.broker, destinationLabel(topic), m.customStatic)
+			}
+		}
+	}
 	return p, nil
 }
 
-// declareDestinations creates at zero the series of the destinations
-// declared for publishers of broker.
-func (m *Metrics) declareDestinations(broker string) {
-	if m.dynamic {
-		return // the custom label values are not known before a message
+// decoratedBy returns the decorator of m inside pub, if m already counts
+// its publishes, looking through wrappers with an Unwrap method.
+func (m *Metrics) decoratedBy(pub message.Publisher) *publisher {
+	for range maxDecorators {
+		if p, ok := pub.(*publisher); ok && p.metrics == m {
+			return p
+		}
+		inner, ok := unwrap(pub)
+		if !ok {
+			return nil
+		}
+		pub, _ = inner.(message.Publisher)
 	}
-	for _, topic := range m.cfg.destinations {
-		m.publishSeries(broker, destinationLabel(topic), m.customStatic)
-	}
-	for _, topic := range m.cfg.brokerDestinations[broker] {
-		m.publishSeries(broker, destinationLabel(topic), m.customStatic)
-	}
+	return nil
 }
 
 type publisher struct {
 	next    message.Publisher
 	metrics *Metrics
 	broker  string
-	last    atomic.Pointer[publishSeries]
-	logger  watermill.LoggerAdapter // misuse.go
+	last    atomic.Pointer[publishSeries] // the last publish's, as the next one's are likely the same
+	logger  watermill.LoggerAdapter
 }
 
 // Publish publishes through the wrapped publisher and records the call.
-//
-// The wrapped publish runs below this frame, and a broker client's publish
-// goes deep (go-redis: about a dozen frames to the socket write): every
-// byte this frame keeps is a byte further down the router goroutine's
-// stack for all of them. With the recording's locals here (264 bytes),
-// BenchmarkBrokerRedis ran 8-10% slower with wmprom's decorator alone, and
-// as slow with a do-nothing decorator holding as many bytes, while the
-// recording's own work is well under a microsecond. So this frame keeps
-// only a publication, and the work is done in begin and end, whose frames
-// exist only before and after the publish (as in the middleware, see
-// instrument).
-func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
-	var c publication
-	p.begin(&c, topic, msgs)
-	defer c.done()
-	err := p.next.Publish(topic, msgs...)
-	c.end(err)
+func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) {
+	m := p.metrics
+	s := p.seriesFor(topic, msgs)
+	ex := m.exemplar(firstMessage(msgs))
+	m.stampPublishTime(msgs)
+	start := m.cfg.now()
+	panicked := true
+	defer func() {
+		observe(s.duration, m.since(start), ex)
+		if !panicked && err == nil {
+			add(s.succeeded, float64(len(msgs)), ex)
+		} else {
+			add(s.failed, float64(len(msgs)), ex)
+			exception := exceptionPanic
+			if !panicked {
+				exception = m.publishExceptionTypes.of(err)
+			}
+			add(s.exceptions.WithLabelValues(exception), 1, ex)
+		}
+		m.published(msgs, err, panicked)
+	}()
+	err = p.next.Publish(topic, msgs...)
+	panicked = false
 	return err
 }
 
-// publication is one Publish call: what recording it needs once the
-// wrapped publish has returned or panicked.
-type publication struct {
-	m        *Metrics
-	s        *publishSeries
-	msgs     []*message.Message
-	ex       prometheus.Labels
-	start    time.Duration
-	returned bool
-}
-
-// begin finds the call's series and starts its clock, in c.
-//
-//go:noinline
-func (p *publisher) begin(c *publication, topic string, msgs []*message.Message) {
+// seriesFor finds the series of a publish to topic. A batch is labelled
+// by its first message.
+func (p *publisher) seriesFor(topic string, msgs []*message.Message) *publishSeries {
 	m := p.metrics
-	s := m.publishSeriesFor(p.broker, topic, msgs, &p.last)
-	s.warm(m.families.px.shape)
-	ex := m.exemplar(firstMessage(msgs))
-	m.stampPublishTime(msgs)
-	*c = publication{m: m, s: s, msgs: msgs, ex: ex, start: m.elapsed()}
-}
-
-// end records a publish that returned err.
-//
-//go:noinline
-func (c *publication) end(err error) {
-	c.returned = true
-	c.record(err, false)
-}
-
-// done counts a panicking publish as a failed one, with exception type
-// "panic", and lets the panic go on to the caller, as if wmprom were not
-// here.
-func (c *publication) done() {
-	if !c.returned {
-		c.record(nil, true)
+	if m.dynamic {
+		return m.publishSeries(p.broker, destinationLabel(topic), customValues(m.cfg.custom, firstMessage(msgs)))
 	}
-}
-
-// record counts the publish, failed when it returned an error or
-// panicked, and decides the statuses waiting on its messages.
-func (c *publication) record(err error, panicked bool) {
-	m, s, shape := c.m, c.s, c.m.families.px.shape
-	s.observeDuration(shape, (m.elapsed() - c.start).Seconds(), c.ex)
-	failed := panicked || err != nil
-	s.published(shape, len(c.msgs), failed, c.ex)
-	if failed {
-		exception := exceptionPanic
-		if !panicked {
-			exception = m.publishExceptionTypes.of(err)
-		}
-		add(s.exceptions.WithLabelValues(exception), 1, c.ex)
+	// A topic equal to the last destination label is a valid label value
+	// already: it need not be checked again.
+	if s := p.last.Load(); s != nil && (s.destination == topic || s.destination == destinationLabel(topic)) {
+		return s
 	}
-	m.published(c.msgs, err, panicked)
+	s := m.publishSeries(p.broker, destinationLabel(topic), m.customStatic)
+	p.last.Store(s)
+	return s
 }
 
 // Close closes the wrapped publisher.
@@ -155,3 +127,10 @@ func (p *publisher) Close() error { return p.next.Close() }
 
 // Unwrap returns the wrapped publisher.
 func (p *publisher) Unwrap() message.Publisher { return p.next }
+
+func firstMessage(msgs []*message.Message) *message.Message {
+	if len(msgs) == 0 {
+		return nil
+	}
+	return msgs[0]
+}

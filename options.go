@@ -18,12 +18,23 @@ var ErrInvalidConfig = errors.New("wmprom: invalid configuration")
 // Option configures a Metrics; pass options to New.
 type Option func(*config)
 
-// Defaults, all in one place. The buckets are FastStream's, so that
-// dashboards built for Python services read the same boundaries.
+// Defaults, all in one place. The size and duration buckets are
+// FastStream's, so that dashboards built for Python services read the
+// same boundaries.
 const (
 	defaultPrefix            = "faststream"
 	defaultMaxExceptionTypes = 50
 	defaultMaxLabelSets      = 1000
+
+	// A native bucket factor of 1.1 is schema 3: eight buckets per power
+	// of two, so a quantile lands within 9% of the true value. 160
+	// buckets hold the default size range (16 B to 16 MiB, 20 powers of
+	// two) at that resolution; past them client_golang halves the
+	// resolution rather than grow. An hour between resets keeps the
+	// resets that rate() must bridge rare.
+	defaultNativeBucketFactor   = 1.1
+	defaultNativeMaxBuckets     = 160
+	defaultNativeMinResetPeriod = time.Hour
 )
 
 func defaultSizeBuckets() []float64 {
@@ -38,6 +49,14 @@ func defaultDurationBuckets() []float64 {
 	return []float64{.005, .01, .025, .05, .075, .1, .25, .5, .75, 1, 2.5, 5, 7.5, 10}
 }
 
+// defaultAgeBuckets, in seconds: below 5 ms an age says more about the
+// hosts' clocks than about a queue; a 1-2.5-5 series reaches 10 s, where a
+// healthy consumer's delay ends, then 30 s to 3 h cover a backlog through
+// an outage.
+func defaultAgeBuckets() []float64 {
+	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 10800}
+}
+
 type config struct {
 	prefix             string
 	appName            *string // nil: the prefix, as FastStream does
@@ -48,18 +67,26 @@ type config struct {
 	errorType          func(error) string
 	maxExceptionTypes  int
 	maxLabelSets       int
-	destinations       []string            // WithDestinations: for publishers of any broker
-	brokerDestinations map[string][]string // WithBrokerDestinations: broker label -> topics
+	destinations       []string            // for publishers of any broker
+	brokerDestinations map[string][]string // broker label -> topics
 	exemplars          bool
 	traceID            func(*message.Message) string
-	native             nativeConfig // WithNativeHistograms, native.go
-	messageAge         bool         // age.go
+	native             nativeConfig
+	messageAge         bool
 	ageBuckets         []float64
 	publishTime        func(*message.Message) (time.Time, bool)
-	handlerLabel       HandlerLabel                  // handlerlabel.go
-	logger             watermill.LoggerAdapter       // logging.go; nil: the Plugin's router's, else none
-	now                func() time.Time              // tests replace both clocks to make durations exact
-	since              func(time.Time) time.Duration // time.Since reads only the monotonic clock: half of time.Now
+	handlerLabel       HandlerLabel
+	logger             watermill.LoggerAdapter // nil: the Plugin's router's, else none
+	now                func() time.Time        // tests replace both clocks to make durations exact
+	since              func(time.Time) time.Duration
+}
+
+// nativeConfig is the native histogram part of config; zero form: off.
+type nativeConfig struct {
+	form       NativeHistograms
+	factor     float64
+	maxBuckets uint32
+	minReset   time.Duration
 }
 
 func newConfig(opts []Option) *config {
@@ -70,10 +97,14 @@ func newConfig(opts []Option) *config {
 		maxExceptionTypes: defaultMaxExceptionTypes,
 		maxLabelSets:      defaultMaxLabelSets,
 		exemplars:         true,
-		native:            defaultNativeConfig(),
-		ageBuckets:        defaultAgeBuckets(),
-		now:               time.Now,
-		since:             time.Since,
+		native: nativeConfig{
+			factor:     defaultNativeBucketFactor,
+			maxBuckets: defaultNativeMaxBuckets,
+			minReset:   defaultNativeMinResetPeriod,
+		},
+		ageBuckets: defaultAgeBuckets(),
+		now:        time.Now,
+		since:      time.Since,
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -219,6 +250,130 @@ func WithTraceID(fn func(*message.Message) string) Option {
 	return func(c *config) { c.traceID = fn }
 }
 
+// HandlerLabel chooses what the handler label of the six receive families
+// names. Pass it to WithHandlerLabel.
+type HandlerLabel uint8
+
+const (
+	// HandlerTopic labels a handler with the topic it subscribes to, as
+	// FastStream labels a subscriber with its queue or subject. Handlers
+	// that subscribe to the same topic share their series. The default.
+	HandlerTopic HandlerLabel = iota
+	// HandlerName labels a handler with the name it was given in
+	// router.AddHandler (or AddNoPublisherHandler), so handlers that
+	// subscribe to the same topic (fan-out) get series of their own.
+	// Outside a router handler, the topic is used as with HandlerTopic.
+	HandlerName
+)
+
+// WithHandlerLabel chooses whether the handler label names the subscribed
+// topic (HandlerTopic, the default) or the router's handler name
+// (HandlerName). With HandlerTopic the Plugin creates every handler's
+// series at zero when the router subscribes it; the router tells no one
+// a handler's name before its first message, so with HandlerName the
+// series appear with that message. Handler names are made label values as
+// topics are: name handlers after what they do, not after data.
+func WithHandlerLabel(l HandlerLabel) Option {
+	return func(c *config) { c.handlerLabel = l }
+}
+
+// NativeHistograms says how the native form of the three histograms (the
+// two durations and the received size) stands next to the classic one;
+// pass it to WithNativeHistograms.
+type NativeHistograms int
+
+const (
+	// AlongsideClassic exposes every histogram both ways: the native
+	// buckets and FastStream's classic _bucket series. Dashboard 22130 and
+	// any query of _bucket keep working, and a Prometheus that scrapes
+	// native histograms (scrape_native_histograms: true) gets the precise
+	// form too, if it also sets always_scrape_classic_histograms: true to
+	// keep the classic one.
+	AlongsideClassic NativeHistograms = iota + 1
+	// InsteadOfClassic exposes native buckets only: the _bucket series
+	// are gone (in the text formats only the +Inf bucket, _sum and _count
+	// remain), so dashboard 22130's three quantile panels (process and
+	// publish duration, received size) go blank. For fleets whose
+	// dashboards query the native series, such as
+	// grafana/dashboards/wmprom.json.
+	InsteadOfClassic
+)
+
+// WithNativeHistograms makes the two duration histograms and the received
+// size histogram native histograms as well, AlongsideClassic or
+// InsteadOfClassic, with a bucket factor of 1.1, at most 160 buckets per
+// series and at least an hour between resets (see
+// WithNativeHistogramBuckets). Off by default: FastStream has only classic
+// histograms, and Prometheus stores native ones only when its scrape
+// config says scrape_native_histograms: true, over protobuf. Like the
+// buckets, the form belongs to the families: Metrics sharing a registry
+// share them, and the first one registered decides.
+func WithNativeHistograms(form NativeHistograms) Option {
+	return func(c *config) { c.native.form = form }
+}
+
+// WithNativeHistogramBuckets tunes the native histograms that
+// WithNativeHistograms turns on: factor bounds the ratio of one bucket's
+// upper bound to the one before (above 1; client_golang picks the
+// coarsest standard schema within it), maxBuckets bounds the buckets of
+// one series (at least 1), and minReset is the least time before a series
+// that reaches maxBuckets is reset rather than made coarser.
+func WithNativeHistogramBuckets(factor float64, maxBuckets uint32, minReset time.Duration) Option {
+	return func(c *config) {
+		c.native.factor, c.native.maxBuckets, c.native.minReset = factor, maxBuckets, minReset
+	}
+}
+
+// WithMessageAge turns the message age families on (they are off by
+// default): the histogram received_messages_age_seconds and the counters
+// received_messages_age_unknown_total and
+// received_messages_age_clamped_total, with the labels of the other
+// receive families. On, every decorated publisher also stamps the
+// messages it publishes with PublishedAtKey. The stamp is a write to the
+// message's metadata, as Watermill's own publisher decorators make: do
+// not publish one message from two goroutines at once.
+//
+// The age of a message delivered again (after a Nack, an error, a
+// redelivery by the broker) counts from its first publish, so it grows
+// with every delivery; a message republished by a poison queue or a
+// forwarder that copies its metadata keeps its stamp too. Delete
+// PublishedAtKey from the metadata of a message you forward to measure
+// each hop on its own.
+func WithMessageAge(on bool) Option {
+	return func(c *config) { c.messageAge = on }
+}
+
+// WithMessageAgeBuckets sets the upper bounds, in seconds, of the message
+// age histogram. The default is .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10 30
+// 60 300 900 3600 10800 (5 ms to 3 h).
+func WithMessageAgeBuckets(buckets []float64) Option {
+	return func(c *config) { c.ageBuckets = append([]float64(nil), buckets...) }
+}
+
+// WithPublishTime gives the message age a better source than the
+// metadata stamp: fn returns the time the broker recorded for the
+// message, and false (or a zero time) when it has none, in which case
+// PublishedAtKey is read instead. It requires WithMessageAge(true). On
+// Kafka, with watermill-kafka:
+//
+//	wmprom.WithPublishTime(func(msg *message.Message) (time.Time, bool) { return kafka.MessageTimestampFromCtx(msg.Context()) })
+//
+// A broker's time is that of the publishing host (Kafka's CreateTime) or
+// of the broker (LogAppendTime), which lets messages from producers that
+// do not use wmprom have an age too.
+func WithPublishTime(fn func(*message.Message) (time.Time, bool)) Option {
+	return func(c *config) { c.publishTime = fn }
+}
+
+// WithLogger sets the logger that receives what the router does not log:
+// the causes given to Reject, Skip and Ack, and the misuse reports (see
+// ErrInstrumentedTwice). Without it the Plugin uses its router's logger,
+// while Middleware and DecoratePublisher used on their own log no causes
+// and report misuse on standard error.
+func WithLogger(l watermill.LoggerAdapter) Option {
+	return func(c *config) { c.logger = l }
+}
+
 var (
 	metricPrefixRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
 	labelNameRE    = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
@@ -231,29 +386,43 @@ func (c *config) validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%w: "+format, append([]any{ErrInvalidConfig}, args...)...))
 	}
+	badValue := func(what, v string) {
+		if p := staticValueProblem(what, v); p != "" {
+			bad("%s", p)
+		}
+	}
 	if !metricPrefixRE.MatchString(c.prefix) {
 		bad("prefix %q is not a valid metric name prefix", c.prefix)
 	}
 	if c.appName != nil {
-		if p := staticValueProblem("app name", *c.appName); p != "" {
-			bad("%s", p)
-		}
+		badValue("app name", *c.appName)
 	}
 	if c.broker != nil {
-		if p := staticValueProblem("broker name", *c.broker); p != "" {
-			bad("%s", p)
+		badValue("broker name", *c.broker)
+	}
+	for _, b := range []struct {
+		what    string
+		buckets []float64
+	}{{"received size buckets", c.sizeBuckets}, {"duration buckets", c.durationBuckets}, {"message age buckets", c.ageBuckets}} {
+		if err := checkBuckets(b.buckets); err != nil {
+			bad("%s: %v", b.what, err)
 		}
 	}
-	if err := checkBuckets(c.sizeBuckets); err != nil {
-		bad("received size buckets: %v", err)
+	switch c.native.form {
+	case 0, AlongsideClassic, InsteadOfClassic:
+	default:
+		bad("native histograms %d is neither AlongsideClassic nor InsteadOfClassic", c.native.form)
 	}
-	if err := checkBuckets(c.durationBuckets); err != nil {
-		bad("duration buckets: %v", err)
+	if !(c.native.factor > 1) || math.IsInf(c.native.factor, 1) {
+		bad("native histogram bucket factor %v, want a finite number above 1", c.native.factor)
 	}
-	for _, p := range c.native.validate() {
-		bad("%s", p)
+	if c.native.maxBuckets < 1 {
+		bad("native histogram max buckets is 0, want at least 1")
 	}
-	if !c.handlerLabel.valid() {
+	if c.native.minReset < 0 {
+		bad("native histogram min reset duration %v is negative", c.native.minReset)
+	}
+	if c.handlerLabel > HandlerName {
 		bad("handler label %d is neither HandlerTopic nor HandlerName", c.handlerLabel)
 	}
 	if c.maxExceptionTypes < 1 {
@@ -262,23 +431,17 @@ func (c *config) validate() error {
 	if c.maxLabelSets < 1 {
 		bad("max label sets is %d, want at least 1", c.maxLabelSets)
 	}
+	if c.publishTime != nil && !c.messageAge {
+		bad("WithPublishTime is given but message age is off; add WithMessageAge(true)")
+	}
 	for _, d := range c.destinations {
-		if p := staticValueProblem("a declared destination", d); p != "" {
-			bad("%s", p)
-		}
+		badValue("a declared destination", d)
 	}
 	for broker, topics := range c.brokerDestinations {
-		if p := staticValueProblem("the broker of declared destinations", broker); p != "" {
-			bad("%s", p)
-		}
+		badValue("the broker of declared destinations", broker)
 		for _, d := range topics {
-			if p := staticValueProblem(fmt.Sprintf("a declared destination of broker %q", broker), d); p != "" {
-				bad("%s", p)
-			}
+			badValue(fmt.Sprintf("a declared destination of broker %q", broker), d)
 		}
-	}
-	if err := c.checkAge(); err != nil {
-		errs = append(errs, err)
 	}
 	seen := map[string]bool{}
 	for _, l := range c.custom {
@@ -291,8 +454,8 @@ func (c *config) validate() error {
 			bad("label %q is given twice", l.name)
 		case l.dynamic && l.fn == nil:
 			bad("label %q has a nil function", l.name)
-		case !l.dynamic && staticValueProblem("", l.value) != "":
-			bad("%s", staticValueProblem(fmt.Sprintf("label %q value", l.name), l.value))
+		case !l.dynamic:
+			badValue(fmt.Sprintf("label %q value", l.name), l.value)
 		}
 		seen[l.name] = true
 	}

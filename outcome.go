@@ -72,8 +72,7 @@ type verdict struct {
 
 // decide turns what the handler returned, and what it did to the message,
 // into a status. The handler's own Ack or Nack wins, as in FastStream.
-// produced says the handler returned messages to publish.
-func decide(msg *message.Message, err error, poisonedBefore, produced bool) verdict {
+func decide(msg *message.Message, err error, poisonedBefore bool) verdict {
 	var v verdict
 	if err == nil {
 		v.status = statusAcked
@@ -90,19 +89,11 @@ func decide(msg *message.Message, err error, poisonedBefore, produced bool) verd
 	} else {
 		v.status, v.exception, v.routerErr = statusError, err, err
 	}
-	// Two one-case selects, not one two-case select: a one-case select
-	// with a default reads the channel without locking it, and Watermill
-	// closes at most one of the two. An own Ack changes nothing of a
-	// message acked anyway that has nothing to publish, the most common
-	// case: its channel is left alone, a cache miss less per message once
-	// thousands of handlers' messages outgrow the CPU caches.
-	if v.status != statusAcked || produced {
-		select {
-		case <-msg.Acked():
-			v.status, v.ownAck = statusAcked, true
-			return v
-		default:
-		}
+	select {
+	case <-msg.Acked():
+		v.status, v.ownAck = statusAcked, true
+		return v
+	default:
 	}
 	select {
 	case <-msg.Nacked():
@@ -112,8 +103,7 @@ func decide(msg *message.Message, err error, poisonedBefore, produced bool) verd
 	return v
 }
 
-// outcomeOf finds an Ack, Nack, Reject or Skip in err's chain. It is a
-// function of its own so that only errors pay for errors.As.
+// outcomeOf finds an Ack, Nack, Reject or Skip in err's chain.
 func outcomeOf(err error) *outcome {
 	var o *outcome
 	if errors.As(err, &o) {
