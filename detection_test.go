@@ -208,3 +208,54 @@ func TestOneWrapperTypeAroundTwoBrokers(t *testing.T) {
 		waitSamples(t, reg, []string{"app_name"}, fmt.Sprintf(want, 1, 1), "received_messages_total")
 	}
 }
+
+// panickyWrapper is an application's publisher decorator whose Unwrap
+// panics, around a working publisher.
+type panickyWrapper struct{ message.Publisher }
+
+func (panickyWrapper) Unwrap() message.Publisher { panic("not configured") }
+
+// A publisher decorator of the application's whose Unwrap panics crashes
+// nothing, wherever wmprom meets it: given to DecoratePublisher, to a
+// router's handler under the Plugin, or to a router's handler under
+// Middleware with DecoratePublisher as the router's publisher decorator.
+// Every message is counted.
+func TestPanickingUnwrap(t *testing.T) {
+	const want = `
+		published_messages_total{destination="paid",status="error"} 0
+		published_messages_total{destination="paid",status="success"} 1`
+	t.Run("DecoratePublisher", func(t *testing.T) {
+		m, reg := newMetrics(t)
+		pub, err := m.DecoratePublisher(panickyWrapper{localPublisher{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pub.Publish("paid", message.NewMessage("1", nil)); err != nil {
+			t.Fatal(err)
+		}
+		assertSamples(t, reg, []string{"app_name", "broker"}, want, "published_messages_total")
+	})
+	for _, tc := range []struct {
+		name  string
+		setup func(m *Metrics, r *message.Router)
+	}{
+		{"the Plugin", func(m *Metrics, r *message.Router) { r.AddPlugin(m.Plugin) }},
+		{"the router", func(m *Metrics, r *message.Router) {
+			r.AddMiddleware(m.Middleware)
+			r.AddPublisherDecorators(m.DecoratePublisher)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m, reg := newMetrics(t)
+			tr := runRouter(t, func(r *message.Router, ps *gochannel.GoChannel) {
+				tc.setup(m, r)
+				r.AddHandler("orders", "orders", ps, "paid", panickyWrapper{ps},
+					func(*message.Message) ([]*message.Message, error) { return produce("paid"), nil })
+			})
+			tr.publish(t, "orders", "order-1")
+			waitProcessed(t, reg, 1)
+			assertSamples(t, reg, []string{"app_name", "broker"}, want+
+				processed("orders", 1, 0, 0, 0, 0), "published_messages_total", "received_processed_messages_total")
+		})
+	}
+}
