@@ -47,33 +47,42 @@ type awaiting struct {
 	prev, next *awaiting
 }
 
-// undecided lists the awaitings of one Metrics, newest first, and finds
-// them by their produced messages. pending lets every path skip the
-// mutex while nothing is undecided.
+// undecided lists the awaitings of one Metrics, newest first, finds them
+// by their produced messages, and keeps decided ones for reuse, so that a
+// steady flow of messages allocates none. pending lets every path skip
+// the mutex while nothing is undecided.
 type undecided struct {
 	mu         sync.Mutex
 	head, tail *awaiting
 	byProduced map[*message.Message]*awaiting
+	free       []*awaiting
 	pending    atomic.Int64
 }
+
+// maxFree bounds the awaitings kept for reuse: enough for the messages a
+// busy router has between handler and publish, while a burst of
+// thousands gives most of its memory back.
+const maxFree = 256
 
 // sweepStep is how many awaitings a message checks at most, so that a
 // burst of undecided statuses costs one message only a bounded walk.
 const sweepStep = 4
 
-// awaitings are reused, so that a steady flow of messages allocates none.
-var awaitings = sync.Pool{New: func() any { return new(awaiting) }}
-
 // await makes the status of r's message wait for the router to publish
 // produced. Nil produced messages are left alone: the router fails on
 // them before any publish, and the backstop sees the nack.
 func (m *Metrics) await(r reception, produced []*message.Message, st status) {
-	a := awaitings.Get().(*awaiting)
-	keys := a.produced[:0]
-	*a = awaiting{series: r.s, exemplar: r.ex, status: st, consumed: r.msg}
 	u := &m.undecided
 	u.mu.Lock()
 	defer u.mu.Unlock()
+	var a *awaiting
+	if n := len(u.free); n > 0 {
+		a, u.free = u.free[n-1], u.free[:n-1]
+	} else {
+		a = new(awaiting)
+	}
+	keys := a.produced[:0]
+	*a = awaiting{series: r.s, exemplar: r.ex, status: st, consumed: r.msg}
 	if u.byProduced == nil {
 		u.byProduced = map[*message.Message]*awaiting{}
 	}
@@ -154,9 +163,11 @@ func (m *Metrics) decide(a *awaiting, st status, exception string) {
 	m.record(a.series, st, exception, a.exemplar)
 	// Drop what it references: a produced message can outlive its
 	// publish, and the consumed one its ack. The array is kept.
-	clear(a.produced)
-	*a = awaiting{produced: a.produced[:0]}
-	awaitings.Put(a)
+	if len(u.free) < maxFree {
+		clear(a.produced)
+		*a = awaiting{produced: a.produced[:0]}
+		u.free = append(u.free, a)
+	}
 }
 
 // sweep decides the awaitings whose consumed message the router has
