@@ -2,22 +2,16 @@ package wmprom
 
 import (
 	"strconv"
-	"sync/atomic"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Message age is the time from a message's publish to the moment its
-// handler starts processing it: the queueing delay that the processing
-// duration leaves out, and the first number to grow when consumers fall
-// behind. It needs a publish time that travels with the message. Where
-// the broker's own timestamp reaches the handler (watermill-kafka puts it
-// into the message's context) WithPublishTime reads it; everywhere else
-// the decorated publisher writes the time into the metadata under
-// PublishedAtKey. Hosts' clocks differ, so an age is only as good as the
-// clocks' agreement; a publish time in the future is observed as zero and
-// counted, never as a negative age.
+// Message age is the time from a message's publish to the start of its
+// processing: the queueing delay the processing duration leaves out. The
+// publish time is the broker's (WithPublishTime) or the stamp the
+// decorated publisher writes under PublishedAtKey. A publish time in the
+// future by this host's clock is observed as zero and counted.
 
 // PublishedAtKey is the metadata key under which a publisher decorated by
 // a Metrics with WithMessageAge(true) writes the publish time of each
@@ -25,24 +19,6 @@ import (
 // (for example "1700000000123"). Any producer can set it in that form to
 // have its messages' age measured.
 const PublishedAtKey = "wmprom_published_at"
-
-// stamps keeps the PublishedAtKey value of the current millisecond: every
-// message published within it shares the one string.
-type stamps struct{ last atomic.Pointer[stamp] }
-
-type stamp struct {
-	ms   int64
-	text string
-}
-
-func (s *stamps) text(ms int64) string {
-	if l := s.last.Load(); l != nil && l.ms == ms {
-		return l.text
-	}
-	l := &stamp{ms: ms, text: strconv.FormatInt(ms, 10)}
-	s.last.Store(l)
-	return l.text
-}
 
 // observeAge records how long msg waited before its handler got it,
 // when message age is on.
@@ -114,7 +90,7 @@ func (m *Metrics) stampPublishTime(msgs []*message.Message) {
 			continue
 		}
 		if text == "" {
-			text = m.stamps.text(m.cfg.now().UnixMilli())
+			text = strconv.FormatInt(m.cfg.now().UnixMilli(), 10)
 		}
 		if msg.Metadata == nil {
 			msg.Metadata = message.Metadata{}

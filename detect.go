@@ -12,27 +12,22 @@ import (
 // is given, with reflection, once per subscriber, publisher or error,
 // never per message. It relies on these shapes, and on nothing else:
 //
-//   - A pub/sub's Go package names its broker (brokerByPackage): the
-//     Watermill pub/subs of Kafka, RabbitMQ, NATS and Redis live in
-//     packages kafka, amqp, nats or jetstream, and redisstream. The router
-//     names a handler's subscriber and publisher by their Go type
+//   - A pub/sub's Go package names its broker (brokerByPackage), and the
+//     router names a handler's subscriber by its Go type
 //     ("kafka.Subscriber") in the messages' contexts.
-//   - A decorator (the application's or Watermill's) is looked through
-//     when it has an Unwrap() message.Publisher or Unwrap() message.Subscriber
-//     method, the convention of errors.Unwrap, or keeps what it wraps in a
-//     struct field (embedded or named, exported or not) whose type
-//     implements the Publisher or Subscriber interface. An Unwrap that
-//     panics counts as wrapping nothing.
+//   - A decorator is looked through when it has an Unwrap() method
+//     returning a message.Publisher or message.Subscriber, or keeps what
+//     it wraps in a struct field (exported or not) of a type implementing
+//     that interface. An Unwrap that panics counts as wrapping nothing.
 //   - The router wraps every handler's subscriber first in the decorator
 //     message.MessageTransformSubscriberDecorator returns, to put the
 //     handler's names into message contexts; its type is taken from that
 //     public function. The subscriber right inside the innermost one is
 //     the one the router names.
 //   - Handlers added without a publisher get Watermill's placeholder, the
-//     unexported type disabledPublisher of package message, which fails
-//     every publish. No public API names it: it is recognised by package
-//     and type name, and a Watermill that renames it only gives such
-//     handlers publish series at zero for declared destinations.
+//     unexported disabledPublisher of package message. No public API names
+//     it: it is recognised by package and name; were it renamed, such
+//     handlers would only get series at zero for declared destinations.
 //   - An error's Go type names its exception type, and errors of the
 //     packages fmt, errors and github.com/pkg/errors are plain wrappers
 //     (exception.go).

@@ -21,20 +21,20 @@
 //
 //   - router.AddPlugin(m.Plugin) instruments the whole router: its
 //     handlers, the publishers of their produced messages, and every
-//     handler's series at zero from the moment the router subscribes it
-//     (unless a WithLabelFunc label makes them depend on each message).
-//     Plugins run at Router.Run, after every middleware added before, so
-//     the Plugin's middleware is the innermost: it counts every attempt a
-//     Retry makes and sees the errors a PoisonQueue or Recoverer handles.
+//     handler's series at zero from the moment the router subscribes it.
+//     The Plugin's middleware is the innermost (plugins run at
+//     Router.Run): it counts every attempt a Retry makes and sees the
+//     errors a PoisonQueue or Recoverer handles.
 //   - router.AddMiddleware(m.Middleware), added first, is the outermost:
-//     one delivery is one message, whatever the middlewares inside it do.
-//     Add router.AddPublisherDecorators(m.DecoratePublisher) as well, so
-//     that a failed publish of produced messages counts as an error. The
-//     series then appear with each handler's first message.
+//     one delivery is one message. Add
+//     router.AddPublisherDecorators(m.DecoratePublisher) too, so that a
+//     failed publish of produced messages counts as an error.
 //   - m.DecoratePublisher(pub) instruments a publisher used outside any
 //     router. WithDestinations creates its series at zero.
 //
 // Use one of the first two per router, not both: see ErrInstrumentedTwice.
+// A service that pushes OTLP instead of being scraped reads the registry
+// through OpenTelemetry's Prometheus bridge: see docs/otlp.md.
 //
 // # Metrics
 //
@@ -89,32 +89,24 @@
 //
 // A handler's error (other than Ack, Nack, Reject and Skip), a panic, or
 // a failed publish adds one to an exceptions family, with an
-// exception_type that names the error's kind, never its text: an error
-// (anywhere in its chain) with an ErrorType() string method names its own
-// type; then "context.Canceled", "context.DeadlineExceeded" and "panic";
-// else the Go type of the innermost error that is more than a wrapper
-// (fmt.Errorf's %w, errors.Join and github.com/pkg/errors are looked
-// through), such as "json.SyntaxError" or "errors.errorString".
-// WithErrorType replaces this classifier. Only the first 50 distinct
-// types (WithMaxExceptionTypes) are kept per family; later ones are
-// counted as "other". The exceptions families have no series until their
-// first error.
+// exception_type that names the error's kind, never its text: its own
+// ErrorType() string method's result; "context.Canceled",
+// "context.DeadlineExceeded" or "panic"; else the Go type of the innermost
+// error that is more than a wrapper of fmt, errors or github.com/pkg/errors,
+// such as "json.SyntaxError". WithErrorType replaces this classifier, and
+// past 50 distinct types (WithMaxExceptionTypes) a family counts "other".
 //
 // # Message age
 //
 // WithMessageAge(true) adds what FastStream does not measure: how long a
-// message waited between its publish and its handler, in the histogram
-// received_messages_age_seconds and the counters
-// received_messages_age_unknown_total (no readable publish time) and
-// received_messages_age_clamped_total (published in the future by this
-// host's clock), with the labels of the receive families. The publish
-// time comes from WithPublishTime (the broker's timestamp) or from the
-// stamp the decorated publisher writes under PublishedAtKey.
+// message waited between its publish and its handler (see WithMessageAge).
 //
 // # Label values
 //
 // No label value is ever empty, as dashboard 22130 hides such series: a
 // missing topic, handler, broker or WithLabelFunc value is "unknown".
+// With WithHandlerLabel(HandlerName) a handler's series appear with its
+// first message, as the router names no handler before that.
 //
 // # Exemplars
 //
@@ -128,10 +120,8 @@
 //
 // # Logs
 //
-// The router logs the errors handlers return, Nack's included. Reject,
-// Skip and Ack tell it nil, so the Plugin logs their causes on the
-// router's logger (Reject at error level, Skip and Ack at info level);
-// Middleware and DecoratePublisher used on their own log them through
-// WithLogger. A Metrics that finds itself instrumenting a handler or a
-// publisher twice says so once (ErrInstrumentedTwice) and counts once.
+// Reject, Skip and Ack tell the router nil, so the Plugin logs their
+// causes on the router's logger (Reject at error level, the others at
+// info); Middleware and DecoratePublisher on their own log them through
+// WithLogger. Misuse is reported once (ErrInstrumentedTwice).
 package wmprom

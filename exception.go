@@ -8,8 +8,7 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message/router/middleware"
 )
 
-// Exception types the default classifier gives to errors whose Go type
-// would say little.
+// exceptionPanic is the exception type of a panic.
 const exceptionPanic = "panic"
 
 // errorTyper lets an error name its own exception_type; it wins over
@@ -61,17 +60,11 @@ func innermost(err error) error {
 }
 
 func plainWrapper(err error) bool {
-	if _, ok := err.(*outcome); ok {
-		return true
+	if _, ok := err.(*outcome); ok || err == nil {
+		return ok
 	}
-	if err == nil {
-		return false
-	}
-	switch pkg, _ := errorType(err); pkg {
-	case "fmt", "errors", "github.com/pkg/errors":
-		return true
-	}
-	return false
+	pkg, _ := errorType(err)
+	return pkg == "fmt" || pkg == "errors" || pkg == "github.com/pkg/errors"
 }
 
 func typeName(err error) string {
@@ -87,15 +80,18 @@ func typeName(err error) string {
 type exceptionTypes struct {
 	classify func(error) string
 	max      int
-	seen     sync.Map // string -> struct{}
 	mu       sync.Mutex
-	n        int
+	seen     map[string]bool
 }
 
 func newExceptionTypes(classify func(error) string, max int) *exceptionTypes {
-	return &exceptionTypes{classify: classify, max: max}
+	return &exceptionTypes{classify: classify, max: max, seen: map[string]bool{}}
 }
 
+// of classifies err. An ErrorType method or a WithErrorType function is
+// user code: its result is made a valid label value before it is counted
+// against the bound, so two spellings of one broken value take one place.
+// A panic is always its own value, never just "other".
 func (e *exceptionTypes) of(err error) string {
 	t := ""
 	if e.classify != nil {
@@ -104,28 +100,12 @@ func (e *exceptionTypes) of(err error) string {
 	if t == "" {
 		t = defaultErrorType(err)
 	}
-	// An ErrorType method or a WithErrorType function is user code: its
-	// result is made a valid label value before it is counted against the
-	// bound, so two spellings of one broken value take one place.
-	return e.admit(labelValue(t))
-}
-
-func (e *exceptionTypes) admit(t string) string {
-	if t == exceptionPanic {
-		return t // always its own value: a panic is never just "other"
-	}
-	if _, ok := e.seen.Load(t); ok {
-		return t
-	}
+	t = labelValue(t)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.seen.Load(t); ok {
+	if t == exceptionPanic || e.seen[t] || len(e.seen) < e.max {
+		e.seen[t] = true
 		return t
 	}
-	if e.n >= e.max {
-		return overflowValue
-	}
-	e.n++
-	e.seen.Store(t, struct{}{})
-	return t
+	return overflowValue
 }

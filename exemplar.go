@@ -7,15 +7,11 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// A histogram tells how slow messages are; an exemplar names one of them,
-// by the trace it belongs to, so a slow or failed message can be followed
-// from a dashboard panel to its trace. Exemplars are only exposed in the
-// OpenMetrics format: serve /metrics with promhttp.HandlerOpts{
-// EnableOpenMetrics: true} and run Prometheus with exemplar storage.
+// An exemplar names one message by its trace, so a slow or failed message
+// can be followed from a dashboard panel to its trace.
 
-// traceparentKey is the metadata key of the W3C trace context, which is
-// how Watermill's tracing middlewares carry a trace from publisher to
-// handler.
+// traceparentKey is the metadata key of the W3C trace context, as
+// Watermill's tracing middlewares carry it.
 const traceparentKey = "traceparent"
 
 // exemplarLabel names the trace in an exemplar, as Grafana expects.

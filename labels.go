@@ -9,12 +9,6 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Every label value that comes from user data (topics, handler names,
-// label functions, error types, type names) goes through labelValue
-// before it reaches client_golang, which panics on a label value that is
-// not valid UTF-8. A metrics library must not crash the service it
-// measures, whatever a message or a broker hands it.
-
 // Built-in label names, in the order they appear on the families.
 const (
 	labelAppName       = "app_name"
@@ -47,10 +41,11 @@ const overflowValue = "other"
 // name (255 bytes) whole, while a runaway value cannot bloat every scrape.
 const MaxLabelValueRunes = 256
 
-// labelValue makes a value from user data safe for a label: valid UTF-8
-// (each invalid sequence replaced by U+FFFD, so a topic with stray bytes
-// stays recognisable), at most MaxLabelValueRunes runes, never empty. A
-// value that already is comes back as it is, without allocating.
+// labelValue makes a value from user data (topics, handler names, label
+// functions, error and type names) safe for client_golang, which panics
+// on invalid UTF-8: valid (each invalid sequence replaced by U+FFFD), at
+// most MaxLabelValueRunes runes, never empty. A value that already is
+// comes back as it is, without allocating.
 func labelValue(s string) string {
 	if s == "" {
 		return unknown
@@ -108,24 +103,6 @@ type customLabel struct {
 	value   string
 	fn      func(*message.Message) string
 	dynamic bool
-}
-
-func customLabelNames(custom []customLabel) []string {
-	names := make([]string, len(custom))
-	for i, l := range custom {
-		names[i] = l.name
-	}
-	return names
-}
-
-// hasDynamic tells whether label values depend on the message.
-func hasDynamic(custom []customLabel) bool {
-	for _, l := range custom {
-		if l.dynamic {
-			return true
-		}
-	}
-	return false
 }
 
 // customSeparator joins custom label values into one cache key. The

@@ -21,12 +21,9 @@ const (
 )
 
 // logOutcome logs the outcome a handler returned, when the router would
-// not. A Reject is an Error entry, as the message is then lost unless a
-// PoisonQueue keeps it: as loud as the router's own entry for a failed
-// handler (Watermill's loggers have no warning level). A Skip, or an Ack
-// with a cause, is an Info entry: the handler decided, nothing is lost.
-// What the handler returned reaches the router unchanged, so the router
-// acks as before.
+// not: a Reject at error level, as the message is lost unless a
+// PoisonQueue keeps it (Watermill's loggers have no warning level); a
+// Skip, or an Ack with a cause, at info level.
 func logOutcome(logger watermill.LoggerAdapter, msg *message.Message, err error) {
 	o := outcomeOf(err)
 	if o == nil {
@@ -130,8 +127,8 @@ func (m *Metrics) reportDecoratedTwice(logger watermill.LoggerAdapter, first *pu
 	}
 }
 
-// orStderr is logger, or, where none is given, Watermill's standard
-// logger: a misuse is a bug in the service, and must be seen.
+// orStderr is logger, or Watermill's standard logger: a misuse is a bug
+// in the service, and must be seen.
 func orStderr(logger watermill.LoggerAdapter) watermill.LoggerAdapter {
 	if logger == nil {
 		return watermill.NewStdLogger(false, false)

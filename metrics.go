@@ -27,10 +27,9 @@ type Metrics struct {
 	receiving  *seriesCache[receiveKey, *receiveSeries]
 	publishing *seriesCache[publishKey, *publishSeries]
 
-	// subscriberBrokers maps the router's name of a handler's subscriber
-	// and its topic to the broker the Plugin found inside the subscriber
-	// (plugin.go), so that the middleware, which only sees the names,
-	// labels messages as the Plugin labelled their series at zero.
+	// subscriberBrokers maps a subscription to the broker the Plugin
+	// found inside its subscriber, for the middleware, which only sees
+	// the names.
 	subscriberBrokers sync.Map // subscription -> string
 
 	processExceptionTypes *exceptionTypes
@@ -38,7 +37,6 @@ type Metrics struct {
 
 	undecided undecided     // produced.go
 	misuse    misuseReports // logging.go
-	stamps    stamps        // age.go
 }
 
 // families are the nine metric families of FastStream's
@@ -63,7 +61,10 @@ type families struct {
 }
 
 func newFamilies(c *config) *families {
-	custom := customLabelNames(c.custom)
+	var custom []string
+	for _, l := range c.custom {
+		custom = append(custom, l.name)
+	}
 	labels := func(builtin ...string) []string { return append(builtin, custom...) }
 	receive := labels(labelAppName, labelBroker, labelHandler)
 	publish := labels(labelAppName, labelBroker, labelDestination)
@@ -125,9 +126,7 @@ func newFamilies(c *config) *families {
 
 // register registers every family, or adopts the one already registered
 // under the same name and labels (client_golang's AlreadyRegisteredError),
-// so that several Metrics (two routers, two app names) can share one
-// registry and its series. On failure it leaves the registry as it found
-// it.
+// so that Metrics can share a registry. A failure undoes it all.
 func (f *families) register(reg prometheus.Registerer) error {
 	r := &registrar{reg: reg}
 	f.received = adopt(r, f.received)
@@ -181,10 +180,9 @@ func adopt[C prometheus.Collector](r *registrar, c C) C {
 }
 
 // New creates the nine families, registers them with reg and returns the
-// Metrics that records them. Families already registered by another
-// Metrics with the same prefix and labels are shared, so two routers or
-// two app names can use one registry. Invalid options give an error
-// wrapping ErrInvalidConfig.
+// Metrics that records them. Families another Metrics registered with the
+// same prefix and labels are shared (two routers or app names, one
+// registry). Invalid options give an error wrapping ErrInvalidConfig.
 func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	if reg == nil {
 		return nil, fmt.Errorf("%w: registry is nil", ErrInvalidConfig)
@@ -201,9 +199,11 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		cfg:                   cfg,
 		families:              fam,
 		appName:               cfg.appNameValue(),
-		dynamic:               hasDynamic(cfg.custom),
 		processExceptionTypes: newExceptionTypes(cfg.errorType, cfg.maxExceptionTypes),
 		publishExceptionTypes: newExceptionTypes(cfg.errorType, cfg.maxExceptionTypes),
+	}
+	for _, l := range cfg.custom {
+		m.dynamic = m.dynamic || l.dynamic
 	}
 	if !m.dynamic {
 		m.customStatic = customValues(cfg.custom, nil)
@@ -231,9 +231,8 @@ type (
 )
 
 // receiveSeries are one handler's children of the receive families,
-// resolved once, when the label set is first used. Every status, the
-// gauge and the histograms exist at zero from then on, so panels show 0
-// rather than "No data".
+// resolved once: every status exists at zero from then on, so panels
+// show 0 rather than "No data".
 type receiveSeries struct {
 	received   prometheus.Counter
 	inProcess  prometheus.Gauge
@@ -272,7 +271,7 @@ func (m *Metrics) newReceiveSeries(k receiveKey) *receiveSeries {
 		nesting:    nesting{handling: map[*message.Message]struct{}{}},
 	}
 	for st := range statusCount {
-		s.statuses[st] = f.processed.With(f.named(labelHandler, values, labelStatus, st.String()))
+		s.statuses[st] = f.processed.With(f.named(labelHandler, values, labelStatus, statusNames[st]))
 	}
 	if f.age != nil {
 		s.age = ageSeries{
@@ -321,14 +320,6 @@ func (m *Metrics) publishSeries(broker, destination, custom string) *publishSeri
 	return m.publishing.get(publishKey{broker: broker, destination: destination, custom: custom})
 }
 
-// customKey returns the custom label values of msg as one string.
-func (m *Metrics) customKey(msg *message.Message) string {
-	if !m.dynamic {
-		return m.customStatic
-	}
-	return customValues(m.cfg.custom, msg)
-}
-
 // brokerLabel is the detected broker, unless WithBroker says otherwise.
 func (m *Metrics) brokerLabel(detected string) string {
 	if m.cfg.broker != nil {
@@ -338,8 +329,7 @@ func (m *Metrics) brokerLabel(detected string) string {
 }
 
 // subscription is a handler's subscriber, by the router's name for it,
-// and the topic it subscribed to: what a message's context tells of
-// where it came from.
+// and its topic, as a message's context tells them.
 type subscription struct{ subscriber, topic string }
 
 // receiveBroker is the broker label of messages from the subscriber the

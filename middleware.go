@@ -9,28 +9,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Middleware records the six receive families around h. Use it as a
-// router-level or handler-level message.HandlerMiddleware.
-//
-// Watermill runs the first middleware added outermost. Added first,
-// Middleware sees one delivery as one message whatever Retry,
-// PoisonQueue or Recoverer do inside it; added last (which is what
-// Plugin does, since plugins run at Router.Run), it counts every attempt
-// those middlewares make.
+// Middleware records the six receive families around h, as a router-level
+// or handler-level message.HandlerMiddleware. Added first it is the
+// outermost middleware, and one delivery is one message whatever Retry,
+// PoisonQueue or Recoverer do inside it; the Plugin's, added last, counts
+// every attempt.
 //
 // A message whose handler returns produced messages stays in process
-// until the router has published them: its status is error if the router
-// then nacks it, and acked otherwise. With DecoratePublisher on the
-// router's publishers too (Plugin does both), the status is decided when
-// the publish returns and a failed publish counts its error's type as the
-// exception; without it, the status is decided from the message's ack or
-// nack at the next message or scrape, and a nack counts the exception
-// type "unknown".
+// until the router has published them: error if the router then nacks
+// it, else acked. With DecoratePublisher on the router's publishers
+// (Plugin does both), the publish decides, with its error's type as the
+// exception; without it, the message's ack or nack decides at the next
+// message or scrape, with exception type "unknown" for a nack.
 //
-// Middleware logs the causes of Reject, Skip and Ack only when WithLogger
-// gives it a logger. A message already inside another middleware of the
-// same Metrics (the Plugin's, say) passes through uncounted, and
-// ErrInstrumentedTwice is reported once.
+// Middleware logs the causes of Reject, Skip and Ack only to WithLogger's
+// logger. A message already inside a middleware of the same Metrics
+// passes through uncounted, and ErrInstrumentedTwice is reported once.
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return m.instrument(h, m.cfg.logger)
 }
@@ -38,8 +32,8 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 // instrument is Middleware with logger for the causes the router is not
 // told (logging.go) and for misuse reports.
 func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
-	// A router builds one chain per handler, so the handler of the last
-	// message is almost always the next one's: its series are kept here.
+	// A router builds one chain per handler: the last message's series
+	// are almost always the next one's.
 	var last atomic.Pointer[chainSeries]
 	return func(msg *message.Message) ([]*message.Message, error) {
 		s := m.receiveSeriesFor(msg, &last)
@@ -79,7 +73,7 @@ func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[ch
 	handler := m.handlerOf(ctx)
 	subscriber := message.SubscriberNameFromCtx(ctx)
 	if m.dynamic {
-		return m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, m.customKey(msg))
+		return m.receiveSeries(m.receiveBroker(subscriber, message.SubscribeTopicFromCtx(ctx)), handler, customValues(m.cfg.custom, msg))
 	}
 	if c := last.Load(); c != nil && c.handler == handler && c.subscriber == subscriber {
 		return c.series

@@ -19,30 +19,23 @@ var ErrInvalidConfig = errors.New("wmprom: invalid configuration")
 type Option func(*config)
 
 // Defaults, all in one place. The size and duration buckets are
-// FastStream's, so that dashboards built for Python services read the
-// same boundaries.
+// FastStream's, so that dashboards read the same boundaries.
 const (
 	defaultPrefix            = "faststream"
 	defaultMaxExceptionTypes = 50
 	defaultMaxLabelSets      = 1000
 
-	// A native bucket factor of 1.1 is schema 3: eight buckets per power
-	// of two, so a quantile lands within 9% of the true value. 160
-	// buckets hold the default size range (16 B to 16 MiB, 20 powers of
-	// two) at that resolution; past them client_golang halves the
-	// resolution rather than grow. An hour between resets keeps the
-	// resets that rate() must bridge rare.
+	// A bucket factor of 1.1 is schema 3: a quantile within 9% of the
+	// true value. 160 buckets hold 16 B to 16 MiB at that resolution;
+	// past them client_golang halves the resolution rather than grow.
 	defaultNativeBucketFactor   = 1.1
 	defaultNativeMaxBuckets     = 160
 	defaultNativeMinResetPeriod = time.Hour
 )
 
+// defaultSizeBuckets are 2^4, 2^6, ... 2^24 bytes.
 func defaultSizeBuckets() []float64 {
-	b := make([]float64, 0, 11)
-	for exp := 4; exp <= 24; exp += 2 {
-		b = append(b, math.Pow(2, float64(exp)))
-	}
-	return b
+	return []float64{16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216}
 }
 
 func defaultDurationBuckets() []float64 {
@@ -50,9 +43,7 @@ func defaultDurationBuckets() []float64 {
 }
 
 // defaultAgeBuckets, in seconds: below 5 ms an age says more about the
-// hosts' clocks than about a queue; a 1-2.5-5 series reaches 10 s, where a
-// healthy consumer's delay ends, then 30 s to 3 h cover a backlog through
-// an outage.
+// hosts' clocks than about a queue; 30 s to 3 h cover an outage's backlog.
 func defaultAgeBuckets() []float64 {
 	return []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600, 10800}
 }
@@ -156,20 +147,18 @@ func WithLabel(name, value string) Option {
 }
 
 // WithLabelFunc adds a label to all nine families whose value fn computes
-// from each consumed or published message (for a batch publish, from its
-// first message). An empty result is recorded as "unknown", an invalid
-// one is repaired as every label value from user data is (see
-// MaxLabelValueRunes). Every distinct value makes new series: keep the
-// set of values small; past WithMaxLabelSets they are counted as "other".
+// from each consumed or published message (for a batch, its first). An
+// empty result is recorded as "unknown", an invalid one is repaired (see
+// MaxLabelValueRunes). Keep the set of values small: every value makes
+// new series, and past WithMaxLabelSets they are counted as "other".
 func WithLabelFunc(name string, fn func(*message.Message) string) Option {
 	return func(c *config) { c.custom = append(c.custom, customLabel{name: name, fn: fn, dynamic: true}) }
 }
 
 // WithErrorType replaces the classifier that turns an error into the
-// exception_type label; nil keeps the default. An empty result falls back
-// to the default classifier; an invalid one is repaired as every label
-// value from user data is (see MaxLabelValueRunes). Whatever it returns,
-// at most WithMaxExceptionTypes distinct values are kept per family.
+// exception_type label; nil keeps the default, and so does an empty
+// result. An invalid result is repaired (see MaxLabelValueRunes); at
+// most WithMaxExceptionTypes distinct values are kept per family.
 func WithErrorType(fn func(error) string) Option {
 	return func(c *config) { c.errorType = fn }
 }
@@ -182,27 +171,19 @@ func WithMaxExceptionTypes(n int) Option {
 }
 
 // WithDestinations declares topics the application publishes to, so that
-// their series exist at zero before the first publish; increase() and
-// rate() then see even the first message. Topics not declared get their
-// series on their first publish, whose first message those functions
-// miss.
-//
-// The series are created on every publisher DecoratePublisher wraps,
-// except Watermill's placeholder publisher of consumer-only handlers,
-// which never publishes. That is right for a service that publishes to
-// one broker. A service with publishers of several brokers should use
-// WithBrokerDestinations instead, or each of them shows series at zero
-// for topics it never publishes to.
+// their series exist at zero before the first publish, which increase()
+// and rate() then see. Every publisher DecoratePublisher wraps gets them,
+// but Watermill's placeholder publisher of consumer-only handlers; a
+// service publishing to several brokers should use
+// WithBrokerDestinations, or each broker shows every topic at zero.
 func WithDestinations(topics ...string) Option {
 	return func(c *config) { c.destinations = append(c.destinations, topics...) }
 }
 
 // WithBrokerDestinations declares topics the application publishes to
 // through publishers of one broker, named by its broker label ("kafka",
-// "rabbit", "nats", "redis", or whatever WithBroker or detection gives):
-// only decorated publishers with that broker label create their series
-// at zero. Give it once per broker; see WithDestinations for why series
-// at zero matter.
+// "rabbit", "nats", "redis", or what WithBroker or detection gives): only
+// decorated publishers with that label create their series at zero.
 func WithBrokerDestinations(broker string, topics ...string) Option {
 	return func(c *config) {
 		if c.brokerDestinations == nil {
@@ -213,30 +194,25 @@ func WithBrokerDestinations(broker string, topics ...string) Option {
 }
 
 // WithMaxLabelSets bounds how many label sets a Metrics creates, counted
-// apart for receiving and publishing (default 1000 each). A receive label
-// set is one broker, handler and custom label values (the dozen series
-// of one handler); a publish label set is one broker, destination and
-// custom label values. Label sets, not series, are counted, so that the
-// bound does not depend on the number of buckets. Past the bound, messages
-// are counted in one overflow set per broker whose handler or
-// destination, and WithLabelFunc labels, read "other" (static WithLabel
-// values stay), so topics per tenant or a label function returning ids
-// cannot flood Prometheus.
+// apart for receiving and publishing (default 1000 each): one broker,
+// handler or destination, and custom label values each, however many
+// series and buckets that is. Past the bound, messages are counted in one
+// overflow set per broker whose handler or destination, and WithLabelFunc
+// labels, read "other" (WithLabel values stay), so topics per tenant or a
+// label function returning ids cannot flood Prometheus.
 func WithMaxLabelSets(n int) Option {
 	return func(c *config) { c.maxLabelSets = n }
 }
 
-// WithExemplars turns exemplars on (the default) or off. When on, a
-// message that carries a trace adds its trace id as an exemplar to the
-// counters and duration histograms it updates. Off, no message pays the
-// look-up of its trace.
+// WithExemplars turns exemplars on (the default) or off: the trace id of
+// a message that carries a trace, on the counters and duration
+// histograms it updates.
 func WithExemplars(on bool) Option {
 	return func(c *config) { c.exemplars = on }
 }
 
 // WithTraceID replaces how a message's trace id is found (by default, from
-// a W3C traceparent in its metadata). With OpenTelemetry in the message's
-// context, for example:
+// a W3C traceparent in its metadata), for example from OpenTelemetry:
 //
 //	wmprom.WithTraceID(func(msg *message.Message) string {
 //		if sc := trace.SpanContextFromContext(msg.Context()); sc.HasTraceID() {
@@ -250,8 +226,8 @@ func WithTraceID(fn func(*message.Message) string) Option {
 	return func(c *config) { c.traceID = fn }
 }
 
-// HandlerLabel chooses what the handler label of the six receive families
-// names. Pass it to WithHandlerLabel.
+// HandlerLabel chooses what the handler label names; pass it to
+// WithHandlerLabel.
 type HandlerLabel uint8
 
 const (
@@ -259,86 +235,66 @@ const (
 	// FastStream labels a subscriber with its queue or subject. Handlers
 	// that subscribe to the same topic share their series. The default.
 	HandlerTopic HandlerLabel = iota
-	// HandlerName labels a handler with the name it was given in
-	// router.AddHandler (or AddNoPublisherHandler), so handlers that
-	// subscribe to the same topic (fan-out) get series of their own.
-	// Outside a router handler, the topic is used as with HandlerTopic.
+	// HandlerName labels a handler with its name in router.AddHandler,
+	// so handlers of one topic (fan-out) get series of their own.
+	// Outside a router handler, the topic is used.
 	HandlerName
 )
 
 // WithHandlerLabel chooses whether the handler label names the subscribed
 // topic (HandlerTopic, the default) or the router's handler name
-// (HandlerName). With HandlerTopic the Plugin creates every handler's
-// series at zero when the router subscribes it; the router tells no one
-// a handler's name before its first message, so with HandlerName the
-// series appear with that message. Handler names are made label values as
-// topics are: name handlers after what they do, not after data.
+// (HandlerName). With HandlerTopic the Plugin creates a handler's series
+// at zero when the router subscribes it; the router names no handler
+// before its first message, so with HandlerName they appear with it.
 func WithHandlerLabel(l HandlerLabel) Option {
 	return func(c *config) { c.handlerLabel = l }
 }
 
-// NativeHistograms says how the native form of the three histograms (the
-// two durations and the received size) stands next to the classic one;
-// pass it to WithNativeHistograms.
+// NativeHistograms says how the native form of the three histograms
+// stands next to the classic one; pass it to WithNativeHistograms.
 type NativeHistograms int
 
 const (
-	// AlongsideClassic exposes every histogram both ways: the native
-	// buckets and FastStream's classic _bucket series. Dashboard 22130 and
-	// any query of _bucket keep working, and a Prometheus that scrapes
-	// native histograms (scrape_native_histograms: true) gets the precise
-	// form too, if it also sets always_scrape_classic_histograms: true to
-	// keep the classic one.
+	// AlongsideClassic exposes every histogram both ways, native and
+	// FastStream's classic _bucket series, so dashboard 22130 keeps
+	// working; Prometheus stores both with scrape_native_histograms and
+	// always_scrape_classic_histograms set to true.
 	AlongsideClassic NativeHistograms = iota + 1
-	// InsteadOfClassic exposes native buckets only: the _bucket series
-	// are gone (in the text formats only the +Inf bucket, _sum and _count
-	// remain), so dashboard 22130's three quantile panels (process and
-	// publish duration, received size) go blank. For fleets whose
-	// dashboards query the native series, such as
-	// grafana/dashboards/wmprom.json.
+	// InsteadOfClassic exposes native buckets only: 22130's three
+	// quantile panels go blank. For dashboards that query the native
+	// series, such as grafana/dashboards/wmprom.json.
 	InsteadOfClassic
 )
 
 // WithNativeHistograms makes the two duration histograms and the received
-// size histogram native histograms as well, AlongsideClassic or
-// InsteadOfClassic, with a bucket factor of 1.1, at most 160 buckets per
-// series and at least an hour between resets (see
-// WithNativeHistogramBuckets). Off by default: FastStream has only classic
-// histograms, and Prometheus stores native ones only when its scrape
-// config says scrape_native_histograms: true, over protobuf. Like the
-// buckets, the form belongs to the families: Metrics sharing a registry
-// share them, and the first one registered decides.
+// size histogram native as well, AlongsideClassic or InsteadOfClassic,
+// with the buckets of WithNativeHistogramBuckets. Off by default, as in
+// FastStream. Like the buckets, the form belongs to the families: Metrics
+// sharing a registry share them, and the first one registered decides.
 func WithNativeHistograms(form NativeHistograms) Option {
 	return func(c *config) { c.native.form = form }
 }
 
-// WithNativeHistogramBuckets tunes the native histograms that
-// WithNativeHistograms turns on: factor bounds the ratio of one bucket's
-// upper bound to the one before (above 1; client_golang picks the
-// coarsest standard schema within it), maxBuckets bounds the buckets of
-// one series (at least 1), and minReset is the least time before a series
-// that reaches maxBuckets is reset rather than made coarser.
+// WithNativeHistogramBuckets tunes the native histograms: factor bounds
+// the ratio of one bucket's bound to the one before (above 1; default
+// 1.1), maxBuckets the buckets of one series (default 160), and minReset
+// is the least time before a full series is reset rather than made
+// coarser (default an hour).
 func WithNativeHistogramBuckets(factor float64, maxBuckets uint32, minReset time.Duration) Option {
 	return func(c *config) {
 		c.native.factor, c.native.maxBuckets, c.native.minReset = factor, maxBuckets, minReset
 	}
 }
 
-// WithMessageAge turns the message age families on (they are off by
-// default): the histogram received_messages_age_seconds and the counters
+// WithMessageAge turns the message age families on (off by default): the
+// histogram received_messages_age_seconds and the counters
 // received_messages_age_unknown_total and
-// received_messages_age_clamped_total, with the labels of the other
-// receive families. On, every decorated publisher also stamps the
-// messages it publishes with PublishedAtKey. The stamp is a write to the
-// message's metadata, as Watermill's own publisher decorators make: do
-// not publish one message from two goroutines at once.
-//
-// The age of a message delivered again (after a Nack, an error, a
-// redelivery by the broker) counts from its first publish, so it grows
-// with every delivery; a message republished by a poison queue or a
-// forwarder that copies its metadata keeps its stamp too. Delete
-// PublishedAtKey from the metadata of a message you forward to measure
-// each hop on its own.
+// received_messages_age_clamped_total, with the labels of the receive
+// families. Every decorated publisher then stamps the messages it
+// publishes with PublishedAtKey, a write to their metadata: do not publish
+// one message from two goroutines at once. A message delivered again, or
+// forwarded with its metadata, keeps its first stamp; delete the key from
+// a message you forward to measure each hop on its own.
 func WithMessageAge(on bool) Option {
 	return func(c *config) { c.messageAge = on }
 }
@@ -352,15 +308,10 @@ func WithMessageAgeBuckets(buckets []float64) Option {
 
 // WithPublishTime gives the message age a better source than the
 // metadata stamp: fn returns the time the broker recorded for the
-// message, and false (or a zero time) when it has none, in which case
-// PublishedAtKey is read instead. It requires WithMessageAge(true). On
-// Kafka, with watermill-kafka:
+// message, or false (or a zero time) to read PublishedAtKey instead. It
+// requires WithMessageAge(true). On Kafka, with watermill-kafka:
 //
 //	wmprom.WithPublishTime(func(msg *message.Message) (time.Time, bool) { return kafka.MessageTimestampFromCtx(msg.Context()) })
-//
-// A broker's time is that of the publishing host (Kafka's CreateTime) or
-// of the broker (LogAppendTime), which lets messages from producers that
-// do not use wmprom have an age too.
 func WithPublishTime(fn func(*message.Message) (time.Time, bool)) Option {
 	return func(c *config) { c.publishTime = fn }
 }

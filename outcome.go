@@ -22,8 +22,6 @@ const (
 
 var statusNames = [statusCount]string{"acked", "nacked", "rejected", "skipped", "error"}
 
-func (s status) String() string { return statusNames[s] }
-
 // outcome is the error Ack, Nack, Reject and Skip return. It keeps the
 // cause for errors.Is and errors.As and for the router's log.
 type outcome struct {

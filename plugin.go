@@ -7,21 +7,13 @@ import (
 	"github.com/ThreeDotsLabs/watermill/message"
 )
 
-// Plugin instruments a whole router: it adds Middleware as a router-level
-// middleware and DecoratePublisher as a publisher decorator, and creates
-// each handler's series at zero when the router subscribes it, so that
-// increase() and rate() see even the first message. Register it
-// with router.AddPlugin(m.Plugin). Plugins run when the router starts,
-// after the middlewares added before, so Middleware ends up innermost:
-// it sees every attempt of a Retry and the errors a PoisonQueue or
-// Recoverer handles. With both on the router, a handler's produced
-// messages are published through this Metrics' decorator, which records
-// the status of the message that produced them when the publish returns.
-//
+// Plugin instruments a whole router, with router.AddPlugin(m.Plugin): it
+// adds Middleware as a router-level middleware (the innermost, as plugins
+// run at Router.Run), DecoratePublisher as a publisher decorator, and
+// creates each handler's series at zero when the router subscribes it.
 // The causes of Reject, Skip and Ack, and misuse reports, go to the
 // router's logger unless WithLogger says otherwise. Add either the Plugin
-// or Middleware to a router, not both: together, the Plugin's inner
-// middleware counts nothing and reports ErrInstrumentedTwice.
+// or Middleware to a router, not both (see ErrInstrumentedTwice).
 func (m *Metrics) Plugin(r *message.Router) error {
 	if r == nil {
 		return errors.New("wmprom: Plugin needs a router, got nil")
@@ -37,11 +29,10 @@ func (m *Metrics) Plugin(r *message.Router) error {
 }
 
 // A counter series born at 1 has no earlier sample, so increase() and
-// rate() take that 1 as their baseline and a handler's first message
-// never shows. The Plugin's subscriber decorator therefore creates each
-// handler's series at zero when the router subscribes it: the first
-// moment its topic is known. The router tells no one a handler's name
-// before a message, so with WithHandlerLabel(HandlerName) the series
+// rate() miss a handler's first message. The Plugin's subscriber
+// decorator therefore creates each handler's series at zero when the
+// router subscribes it, the first moment its topic is known. The router
+// names no handler before a message, so with HandlerName the series
 // appear with the first message.
 
 // decorateSubscriber is the Plugin's subscriber decorator. It tells the
@@ -60,10 +51,8 @@ type subscriber struct {
 	found   detectedSubscriber
 }
 
-// Subscribe tells the middleware the broker of this subscription and
-// creates the handler's series at zero, then subscribes: both before the
-// first message, which the router reads from the channel Subscribe
-// returns.
+// Subscribe creates the handler's series at zero, then subscribes: before
+// the first message, which the router reads from the returned channel.
 func (s *subscriber) Subscribe(ctx context.Context, topic string) (<-chan *message.Message, error) {
 	m := s.metrics
 	if broker, ok := s.broker(topic); ok && !m.dynamic && m.cfg.handlerLabel == HandlerTopic && topic != "" {

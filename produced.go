@@ -10,29 +10,24 @@ import (
 
 // A message whose handler returns produced messages is not done when the
 // handler returns: the router publishes them afterwards and nacks the
-// message if that fails. Its status is what the router finally does with
-// it, and two paths find that out.
+// message if that fails. Two paths find out what the router did.
 //
 // The fast path: this Metrics' decorated publisher finds the undecided
-// status by the produced messages it publishes, and decides it as soon as
-// their publish returns, with the publish error's type as the exception.
+// status by the produced messages it publishes, and decides it when their
+// publish returns, with the publish error's type as the exception.
 //
-// The backstop: everything the fast path can miss (an outer middleware
-// failing the message after the handler succeeded, Duplicator, a router
-// publisher this Metrics does not decorate) is left to the message
-// itself, whose Acked and Nacked channels say what the router did.
-// Undecided statuses wait on a list, oldest last, that each message
-// sweeps a little of and every scrape sweeps whole.
+// The backstop: what the fast path can miss (an outer middleware failing
+// the message, a publisher this Metrics does not decorate) is read from
+// the message's Acked and Nacked channels, swept a little by each message
+// and whole by every scrape.
 
 // exceptionUnknown is the exception type of a message the router nacked
-// after its handler succeeded, for a reason wmprom did not see. It keeps
-// error equal to the sum of exceptions.
+// after its handler succeeded, for a reason wmprom did not see.
 const exceptionUnknown = "unknown"
 
-// awaiting is the undecided status of one consumed message. The
-// publisher finds it by the produced messages it publishes; their
-// contexts are left alone, as a context carrying it would cost every
-// such message an allocation.
+// awaiting is the undecided status of one consumed message, found by its
+// produced messages: their contexts are left alone, as a context
+// carrying it would cost every such message an allocation.
 type awaiting struct {
 	series   *receiveSeries
 	exemplar prometheus.Labels
@@ -59,8 +54,7 @@ type undecided struct {
 	pending    atomic.Int64
 }
 
-// maxFree bounds the awaitings kept for reuse: enough for the messages a
-// busy router has between handler and publish, while a burst of
+// maxFree bounds the awaitings kept for reuse, so that a burst of
 // thousands gives most of its memory back.
 const maxFree = 256
 
@@ -171,12 +165,11 @@ func (m *Metrics) decide(a *awaiting, st status, exception string) {
 }
 
 // sweep decides the awaitings whose consumed message the router has
-// acked or nacked. A scrape (all) waits for the mutex and checks them
-// all, so that a status the router settled before one scrape is exposed
-// by the next at the latest. A message only tries the mutex, so that
-// messages never queue behind each other, and checks the oldest
-// awaitings, at most sweepStep: one still undecided (its publish in
-// flight) moves to the head, so that the next message checks another.
+// acked or nacked. A scrape (all) checks them all, so that a status the
+// router settled before one scrape is exposed by the next at the latest.
+// A message only tries the mutex, and checks at most sweepStep of the
+// oldest: one still undecided moves to the head, so that the next
+// message checks another.
 func (m *Metrics) sweep(all bool) {
 	u := &m.undecided
 	if u.pending.Load() == 0 {

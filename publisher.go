@@ -9,27 +9,17 @@ import (
 
 // DecoratePublisher wraps pub so that every Publish records the three
 // publish families: one duration observation per call, len(messages)
-// published with status success or error, and one exception on error.
+// published with status success or error, and one exception on error (a
+// panic counts with exception type "panic" and goes on to the caller). On
+// a router's publisher, the publish also decides the status of the
+// message whose handler produced the messages (see Middleware). It is a
+// message.PublisherDecorator, and works as well outside a router.
 //
-// A panic in pub counts as a failed publish with exception type "panic"
-// and goes on to the caller. On a router's publisher, the publish also
-// decides the status of the message whose handler returned the messages
-// (see Middleware).
-//
-// It is a message.PublisherDecorator, for
-// router.AddPublisherDecorators, and works as well on a publisher the
-// application uses directly.
-//
-// Watermill's router gives handlers added with AddConsumerHandler a
-// placeholder publisher that fails every publish and is never used; it is
-// returned as it is, without series, as is a nil publisher. The broker
-// label comes from the package of the publisher under any decorators:
-// one that has an Unwrap() message.Publisher method, or keeps what it
-// wraps in a field of type message.Publisher, is looked through.
-//
-// A publisher m already decorates (directly or behind decorators with an
-// Unwrap() message.Publisher method) is returned as it is, so that its
-// messages count once, and ErrInstrumentedTwice is reported once.
+// Watermill's placeholder publisher of handlers without one, and a nil
+// publisher, are returned as they are. The broker label comes from the
+// publisher under any decorators (see detect.go for the shapes looked
+// through). A publisher m already decorates is returned as it is, and
+// ErrInstrumentedTwice is reported once.
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
 	return m.decoratePublisher(pub, m.cfg.logger)
 }
