@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/cenkalti/backoff/v5"
 
 	"github.com/wmprom/wmprom"
 )
@@ -63,6 +63,22 @@ const (
 	healthySession = time.Minute
 )
 
+// newRetryBackoff gives the waits before the retries: a backoff that starts
+// at minBackoff and doubles up to maxBackoff, each wait a random time between
+// half and all of it (0.5-1 s for the first retry). Jitter keeps several
+// demos (or brokers) from hammering a recovering server in lockstep.
+// backoff's randomisation is symmetric around its interval, so the interval
+// is three quarters of that backoff, give or take a third: 0.75 s ± 0.25 s
+// is 0.5-1 s.
+func newRetryBackoff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     minBackoff * 3 / 4,
+		RandomizationFactor: 1.0 / 3,
+		Multiplier:          2,
+		MaxInterval:         maxBackoff * 3 / 4,
+	}
+}
+
 // supervisor keeps one broker's pipeline running: it connects, runs the router
 // and the traffic generator, and after any failure starts again with backoff.
 // It never gives up and never takes the process down, because the other
@@ -81,7 +97,7 @@ type supervisor struct {
 }
 
 func (s *supervisor) run(ctx context.Context) {
-	backoff := minBackoff
+	retry := newRetryBackoff()
 	for {
 		started := time.Now()
 		err := s.session(ctx)
@@ -89,9 +105,9 @@ func (s *supervisor) run(ctx context.Context) {
 			return
 		}
 		if time.Since(started) > healthySession {
-			backoff = minBackoff
+			retry.Reset()
 		}
-		wait := jittered(backoff)
+		wait := retry.NextBackOff()
 		// err.Error(), not err: slog prints errors with %+v, which for pkg/errors
 		// (used by the Watermill pub/subs) means a stack trace in the line.
 		s.log.Warn("broker unavailable, retrying", "addr", s.broker.addr, "err", err.Error(), "retry_in", wait.Round(time.Millisecond))
@@ -100,20 +116,7 @@ func (s *supervisor) run(ctx context.Context) {
 			return
 		case <-time.After(wait):
 		}
-		backoff = nextBackoff(backoff)
 	}
-}
-
-// jittered is the wait before the next attempt: a random time between half
-// and all of backoff (0.5-1 s for the first retry). Jitter keeps several
-// demos (or brokers) from hammering a recovering server in lockstep.
-func jittered(backoff time.Duration) time.Duration {
-	return backoff/2 + rand.N(backoff/2+1)
-}
-
-// nextBackoff doubles backoff up to maxBackoff.
-func nextBackoff(backoff time.Duration) time.Duration {
-	return min(backoff*2, maxBackoff)
 }
 
 // session runs one connection until ctx ends (nil) or the broker fails (the reason).

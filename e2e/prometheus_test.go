@@ -2,12 +2,9 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -17,6 +14,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/api"
+	v1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
 )
 
 // prometheusVersion is one Prometheus server the end-to-end tests run on.
@@ -122,6 +123,7 @@ type promServer struct {
 	base    string // http://127.0.0.1:port
 	log     *lockedBuffer
 	version string // e.g. 3.16.0, for the log lines that say what was proven on
+	api     v1.API // its HTTP API, through client_golang
 }
 
 // scrapeOptions are settings of a test Prometheus's scrape job.
@@ -194,6 +196,11 @@ scrape_configs:
 // launchPrometheus starts Prometheus on port and waits until it is ready.
 func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*promServer, error) {
 	p := &promServer{base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &lockedBuffer{}}
+	client, err := api.NewClient(api.Config{Address: p.base})
+	if err != nil {
+		t.Fatalf("prometheus API client: %v", err)
+	}
+	p.api = v1.NewAPI(client)
 	cmd := exec.Command(bin,
 		"--config.file="+cfgPath,
 		"--storage.tsdb.path="+dataDir,
@@ -227,7 +234,7 @@ func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*pr
 			t.Logf("prometheus log:\n%s", tail(p.log.String(), 30))
 		}
 	})
-	err := eventually(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
+	err = eventually(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
 		select {
 		case <-done:
 			return fmt.Errorf("prometheus exited: %s", p.log.String())
@@ -255,91 +262,54 @@ type sample struct {
 	value  float64
 }
 
-// apiGet calls a Prometheus HTTP API endpoint and decodes its data field.
-func (p *promServer) apiGet(path string, params url.Values, data any) error {
-	resp, err := http.Get(p.base + path + "?" + params.Encode())
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var envelope struct {
-		Status    string          `json:"status"`
-		Data      json.RawMessage `json:"data"`
-		ErrorType string          `json:"errorType"`
-		Error     string          `json:"error"`
-	}
-	if err := json.Unmarshal(body, &envelope); err != nil {
-		return fmt.Errorf("%s: %s: undecodable answer %q", path, resp.Status, body)
-	}
-	if envelope.Status != "success" {
-		return fmt.Errorf("%s: %s: %s", path, envelope.ErrorType, envelope.Error)
-	}
-	return json.Unmarshal(envelope.Data, data)
-}
-
 // query evaluates expr at instant at.
 func (p *promServer) query(expr string, at time.Time) ([]sample, error) {
-	var data struct {
-		ResultType string          `json:"resultType"`
-		Result     json.RawMessage `json:"result"`
+	// at truncated to the millisecond, Prometheus's resolution: given
+	// nanoseconds, Prometheus would round them, possibly up.
+	value, _, err := p.api.Query(context.Background(), expr, time.UnixMilli(at.UnixMilli()))
+	if err != nil {
+		return nil, fmt.Errorf("/api/v1/query: %w", err)
 	}
-	params := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
-	if err := p.apiGet("/api/v1/query", params, &data); err != nil {
-		return nil, err
-	}
-	switch data.ResultType {
-	case "vector":
-		var vec []struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		}
-		if err := json.Unmarshal(data.Result, &vec); err != nil {
-			return nil, err
-		}
-		out := make([]sample, 0, len(vec))
-		for _, s := range vec {
-			v, err := parseValue(s.Value[1])
-			if err != nil {
-				return nil, err
+	switch value := value.(type) {
+	case model.Vector:
+		out := make([]sample, 0, len(value))
+		for _, s := range value {
+			if s.Histogram != nil {
+				return nil, fmt.Errorf("sample of %v is a native histogram, not a float", s.Metric)
 			}
-			out = append(out, sample{labels: s.Metric, value: v})
+			out = append(out, sample{labels: labelMap(s.Metric), value: float64(s.Value)})
 		}
 		return out, nil
-	case "scalar":
-		var sc [2]any
-		if err := json.Unmarshal(data.Result, &sc); err != nil {
-			return nil, err
-		}
-		v, err := parseValue(sc[1])
-		if err != nil {
-			return nil, err
-		}
-		return []sample{{value: v}}, nil
+	case *model.Scalar:
+		return []sample{{value: float64(value.Value)}}, nil
 	}
-	return nil, fmt.Errorf("unexpected result type %q for %s", data.ResultType, expr)
+	return nil, fmt.Errorf("unexpected result type %q for %s", value.Type(), expr)
 }
 
-func parseValue(v any) (float64, error) {
-	s, ok := v.(string)
-	if !ok {
-		return 0, fmt.Errorf("sample value %v is not a string", v)
+// labelMap is a label set as the tests read it.
+func labelMap[M ~map[model.LabelName]model.LabelValue](labels M) map[string]string {
+	out := make(map[string]string, len(labels))
+	for name, value := range labels {
+		out[string(name)] = string(value)
 	}
-	return strconv.ParseFloat(s, 64)
+	return out
 }
 
 // labelValues is what Grafana's label_values(selector, label) runs.
 func (p *promServer) labelValues(label, selector string) ([]string, error) {
-	params := url.Values{}
+	var matches []string
 	if selector != "" {
-		params.Set("match[]", selector)
+		matches = []string{selector}
 	}
-	var values []string
-	err := p.apiGet("/api/v1/label/"+url.PathEscape(label)+"/values", params, &values)
-	return values, err
+	values, _, err := p.api.LabelValues(context.Background(), label, matches, time.Time{}, time.Time{})
+	if err != nil {
+		return nil, fmt.Errorf("/api/v1/label/%s/values: %w", label, err)
+	}
+	out := make([]string, 0, len(values))
+	for _, v := range values {
+		out = append(out, string(v))
+	}
+	return out, nil
 }
 
 // finiteCount counts the samples that a Grafana panel would draw.
@@ -376,30 +346,15 @@ type exemplar struct {
 // exemplars runs /api/v1/query_exemplars for the series selected by expr
 // over [start, end].
 func (p *promServer) exemplars(expr string, start, end time.Time) ([]exemplar, error) {
-	var data []struct {
-		SeriesLabels map[string]string `json:"seriesLabels"`
-		Exemplars    []struct {
-			Labels    map[string]string `json:"labels"`
-			Value     string            `json:"value"`
-			Timestamp float64           `json:"timestamp"`
-		} `json:"exemplars"`
-	}
-	params := url.Values{
-		"query": {expr},
-		"start": {strconv.FormatFloat(float64(start.UnixMilli())/1000, 'f', 3, 64)},
-		"end":   {strconv.FormatFloat(float64(end.UnixMilli())/1000, 'f', 3, 64)},
-	}
-	if err := p.apiGet("/api/v1/query_exemplars", params, &data); err != nil {
-		return nil, err
+	// Truncated to the millisecond, as in query.
+	data, err := p.api.QueryExemplars(context.Background(), expr, time.UnixMilli(start.UnixMilli()), time.UnixMilli(end.UnixMilli()))
+	if err != nil {
+		return nil, fmt.Errorf("/api/v1/query_exemplars: %w", err)
 	}
 	var out []exemplar
 	for _, s := range data {
 		for _, e := range s.Exemplars {
-			v, err := strconv.ParseFloat(e.Value, 64)
-			if err != nil {
-				return nil, fmt.Errorf("exemplar value %q: %w", e.Value, err)
-			}
-			out = append(out, exemplar{series: s.SeriesLabels, labels: e.Labels, value: v, seconds: e.Timestamp})
+			out = append(out, exemplar{series: labelMap(s.SeriesLabels), labels: labelMap(e.Labels), value: float64(e.Value), seconds: float64(e.Timestamp) / 1000})
 		}
 	}
 	return out, nil
@@ -408,11 +363,9 @@ func (p *promServer) exemplars(expr string, start, end time.Time) ([]exemplar, e
 // majorVersion is the major version of the Prometheus server, whose
 // ingestion of OpenMetrics differs between 2 and 3 (see checkOpenMetricsLe).
 func (p *promServer) majorVersion() (int, error) {
-	var info struct {
-		Version string `json:"version"`
-	}
-	if err := p.apiGet("/api/v1/status/buildinfo", nil, &info); err != nil {
-		return 0, err
+	info, err := p.api.Buildinfo(context.Background())
+	if err != nil {
+		return 0, fmt.Errorf("/api/v1/status/buildinfo: %w", err)
 	}
 	major, _, _ := strings.Cut(info.Version, ".")
 	n, err := strconv.Atoi(major)
