@@ -121,29 +121,43 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 	done
 fi
 
+ratios() {
+	awk -v pairs="$1" -f "$root/benchmarks/ratios.awk" |
+		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+}
+
 {
 	cat "$out/machine.txt"
 	echo
-	echo "### Middleware and publisher decorator"
-	"$benchstat" -col '/@(none wmprom watermill)' "$out/hotpath.txt"
+	echo "### Middleware and publisher decorator, over the rounds"
+	awk -f "$root/benchmarks/spread.awk" "$out/hotpath.txt"
 	echo
 	echo "### Middleware and publisher decorator, time ratios of the same round"
-	awk -v pairs="wmprom/watermill wmprom/none" -f "$root/benchmarks/ratios.awk" "$out/hotpath.txt" |
-		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+	ratios "wmprom/watermill wmprom/none" <"$out/hotpath.txt"
 	echo
-	echo "### GoChannel pipeline"
-	"$benchstat" -col '/instr@(none hooks floor wmprom watermill)' -filter '.unit:(sec/op OR cpu-ns/op OR B/op OR allocs/op)' "$out/endtoend.txt"
+	echo "### GoChannel pipeline, over the rounds"
+	awk -f "$root/benchmarks/spread.awk" "$out/endtoend.txt"
 	echo
 	echo "### GoChannel pipeline, time ratios of the same round"
-	awk -v pairs="wmprom/hooks wmprom/floor floor/hooks hooks/none wmprom/none watermill/none wmprom/watermill" \
-		-f "$root/benchmarks/ratios.awk" "$out/endtoend.txt" |
-		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+	ratios "wmprom/hooks wmprom/floor floor/hooks hooks/none wmprom/none watermill/none wmprom/watermill" <"$out/endtoend.txt"
 	echo
-	echo "### Cardinality, after"
-	"$benchstat" -col /instr -filter '.unit:(sec/op OR B/op OR allocs/op OR bytes/scrape)' "$out/cardinality.txt"
+	echo "### GoChannel pipeline, benchstat"
+	"$benchstat" -col '/instr@(none hooks floor wmprom watermill)' -filter '.unit:(sec/op OR cpu-sec/op OR allocs/op)' "$out/endtoend.txt"
+	echo
+	echo "### Cardinality, over the rounds"
+	awk -f "$root/benchmarks/spread.awk" "$out/cardinality.txt"
 	if [ -s "$out/cardinality-before.txt" ]; then
 		echo
-		echo "### Cardinality, before ($(cat "$out/before-commit.txt")) and after, wmprom"
+		echo "### Cardinality, before ($(cat "$out/before-commit.txt")), over the rounds"
+		awk -f "$root/benchmarks/spread.awk" "$out/cardinality-before.txt"
+		echo
+		echo "### Cardinality, after/before time ratios of the same round"
+		{
+			sed -E 's#^(Benchmark[^[:space:]]*)-([0-9]+)#\1/after-\2#' "$out/cardinality.txt"
+			sed -E 's#^(Benchmark[^[:space:]]*)-([0-9]+)#\1/before-\2#' "$out/cardinality-before.txt"
+		} | ratios "after/before"
+		echo
+		echo "### Cardinality, before and after, benchstat"
 		"$benchstat" -filter '/instr:wmprom .unit:(sec/op OR B/op OR allocs/op)' \
 			"before=$out/cardinality-before.txt" "after=$out/cardinality.txt"
 	fi
