@@ -1,6 +1,6 @@
 #!/bin/sh
 # run.sh runs the benchmarks that BENCHMARKS.md reports and prints their
-# tables. Run it from the repository root; about 25 minutes on 2 cores.
+# tables. Run it from the repository root; about 16 minutes on 2 vCPUs.
 #
 #   BEFORE=7fff2ca sh benchmarks/run.sh [output directory, default benchmarks/results]
 #
