@@ -19,11 +19,6 @@ import (
 // series are per handler and destination. It has no labels, no statuses
 // waiting on the publish, no exemplars and no exposition: what wmprom
 // costs beyond it is everything but the recording itself.
-//
-// It keeps little on its frames around the handler and the publish: a
-// goroutine stack copy per message would cost more than its recording
-// (BENCHMARKS.md, finding 3), and stackcopies.sh counts it no copy that
-// the no-op hooks do not pay.
 type floorRecorder struct {
 	epoch time.Time
 	mu    sync.Mutex

@@ -1,18 +1,16 @@
 # median.awk reads "benchmark<TAB>ratio name<TAB>value" lines sorted by
-# benchmark, ratio name and value, and prints one line per benchmark and
-# ratio: the median, the lowest and the highest value, and their count.
-# unit names what the ratios are ratios of (default msgs/s).
+# benchmark, ratio name and value (ratios.awk's, after sort), and prints
+# one line per benchmark and ratio: the median, the lowest and the highest
+# value, and their count.
 BEGIN {
 	FS = "\t"
-	if (unit == "")
-		unit = "msgs/s"
-	printf "%-32s %-24s %7s %7s %7s %3s\n", "benchmark", "ratio (" unit ")", "median", "min", "max", "n"
+	printf "%-44s %-16s %7s %7s %7s %3s\n", "benchmark", "time ratio", "median", "min", "max", "n"
 }
 function flush() {
 	if (n == 0)
 		return
 	m = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
-	printf "%-32s %-24s %7.3f %7.3f %7.3f %3d\n", key1, key2, m, v[1], v[n], n
+	printf "%-44s %-16s %7.3f %7.3f %7.3f %3d\n", key1, key2, m, v[1], v[n], n
 	n = 0
 }
 $1 != key1 || $2 != key2 { flush(); key1 = $1; key2 = $2 }

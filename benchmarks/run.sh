@@ -1,23 +1,24 @@
 #!/bin/sh
-# run.sh runs every benchmark of wmprom the way BENCHMARKS.md reports
-# them and prints the benchstat tables. Run it from the repository root on
-# a quiet machine; it takes about 20 minutes on 2 cores.
+# run.sh runs the benchmarks that BENCHMARKS.md reports and prints their
+# tables. Run it from the repository root; about 16 minutes on 2 vCPUs.
 #
-#   sh benchmarks/run.sh [output directory, default benchmarks/results]
+#   BEFORE=7fff2ca sh benchmarks/run.sh [output directory, default benchmarks/results]
 #
 # benchstat: go install golang.org/x/perf/cmd/benchstat@latest
 #
 # Each round runs every benchmark once, and there are ROUNDS rounds
-# (default 10): with -count 10 the ten runs of one variant would come one
+# (default 10). With -count 10 the ten runs of one variant would come one
 # after the other, so a burst of load from another process would land on
-# one variant and pass for a difference between variants. Interleaved,
-# it spreads over all of them. The end-to-end variants also take turns
-# at running first.
+# one variant and pass for a difference between variants; interleaved, it
+# spreads over all of them, and the ratios are taken within a round. The
+# GoChannel variants also take turns at running first.
 #
-# BEFORE=rev also runs the cardinality benchmarks of this tree against
-# the library at commit rev, in the same rounds, into
-# cardinality-before.txt (rev in before-commit.txt): a before and after
-# measured together.
+# BEFORE=rev also runs the cardinality benchmarks of this tree against the
+# library at commit rev, in the same rounds, into cardinality-before.txt
+# (rev in before-commit.txt): a before and after measured together.
+#
+# BROKERS=1 adds the router on NATS JetStream and Redis streams
+# (BenchmarkBroker), which needs redis-server on PATH and doubles the run.
 #
 # TABLES_ONLY=1 prints the tables of an earlier run without running
 # anything.
@@ -30,6 +31,12 @@ mkdir -p "$out"
 out=$(cd "$out" && pwd)
 bin=$(mktemp -d)
 trap 'rm -rf "$bin"' EXIT
+
+# The cardinality benchmarks reported: 10 and 10,000 busy handlers, and a
+# scrape of 1,000 and 10,000 handlers' series.
+steady='^BenchmarkCardinalitySteady$/^series=(10|10000)$/^instr=(floor|wmprom)$'
+steady_before='^BenchmarkCardinalitySteady$/^series=(10|10000)$/^instr=wmprom$'
+scrape='^BenchmarkCardinalityScrape$/^series=(1000|10000)$/^instr=wmprom$'
 
 # machine records the load: the load averages, and a one-second top
 # sample of the CPU and of the three busiest processes.
@@ -57,14 +64,15 @@ rotate() {
 
 if [ -z "${TABLES_ONLY:-}" ]; then
 	go test -c -o "$bin/hotpath.test" .
-	go test -c -o "$bin/benchmarks.test" ./benchmarks/
+	(cd benchmarks && go test -c -o "$bin/benchmarks.test" .)
+	rm -f "$out/before-commit.txt" "$out/cardinality-before.txt"
 	if [ -n "${BEFORE:-}" ]; then
 		# This tree's benchmarks module, built against the library at BEFORE.
-		git worktree add --detach "$bin/before" "$BEFORE" >/dev/null
+		mkdir "$bin/before"
+		git archive "$BEFORE" | tar -x -C "$bin/before"
 		rm -rf "$bin/before/benchmarks"
 		cp -R benchmarks go.work "$bin/before/"
 		(cd "$bin/before/benchmarks" && go test -c -o "$bin/before.test" .)
-		git worktree remove --force "$bin/before"
 		# benchstat would read a "key: value" line in the results as a
 		# configuration key, and no longer pair before with after.
 		git rev-parse --short "$BEFORE" >"$out/before-commit.txt"
@@ -81,77 +89,77 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 	: >"$out/cardinality.txt"
 
 	for i in $(seq "$rounds"); do
-		# Hot path: middleware and publisher decorator (root package).
-		(cd "$root" && "$bin/hotpath.test" -test.run '^$' -test.bench . -test.benchmem) | tee -a "$out/hotpath.txt"
-		# Router end to end on GoChannel, NATS JetStream and Redis streams.
-		# One variant at a time, in an order that rotates from round to
-		# round: in a fixed order, whatever drifts during a round (the
-		# Redis benchmark does) would pass for a difference between
-		# variants.
-		# (A pattern names as many levels as the benchmark has, or the
-		# benchmark does not run: hence one pattern per depth.)
-		# floor (the bare recording, floor_test.go) is a GoChannel setup only.
+		# Middleware and publisher decorator alone (root package).
+		(cd "$root" && "$bin/hotpath.test" -test.run '^$' -test.bench '^Benchmark(Middleware|Publisher)$' -test.benchmem) |
+			tee -a "$out/hotpath.txt"
+		# The router end to end, one variant at a time, in an order that
+		# rotates from round to round. (A pattern names as many levels as
+		# the benchmark has, or the benchmark does not run: hence one
+		# pattern per depth.) floor is a GoChannel setup only.
 		for instr in $(rotate "$i" none hooks floor wmprom watermill); do
-			for pattern in "^BenchmarkRouterGoChannel\$/./^instr=$instr\$" "^BenchmarkBroker/^instr=$instr\$"; do
+			patterns="^BenchmarkRouterGoChannel\$/./^instr=$instr\$"
+			if [ -n "${BROKERS:-}" ]; then
+				patterns="$patterns ^BenchmarkBroker/^instr=$instr\$"
+			fi
+			for pattern in $patterns; do
 				(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.benchmem -test.bench "$pattern") |
 					tee -a "$out/endtoend.txt"
 			done
 		done
-		# Cardinality, in 6 of the rounds: one scrape of 10,000 handlers
-		# takes a second, and 6 runs are what benchstat needs for a spread.
-		if [ "$i" -le 6 ]; then
-			(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.bench 'Cardinality' -test.benchmem) | tee -a "$out/cardinality.txt"
-			if [ -n "${BEFORE:-}" ]; then
-				(cd "$root/benchmarks" && "$bin/before.test" -test.run '^$' -test.bench 'Cardinality(Steady|Fresh|Scrape)' -test.benchmem) | tee -a "$out/cardinality-before.txt"
-			fi
+		# Cardinality, after and before in turn.
+		for pattern in "$steady" "$scrape"; do
+			(cd "$root/benchmarks" && "$bin/benchmarks.test" -test.run '^$' -test.benchmem -test.bench "$pattern") |
+				tee -a "$out/cardinality.txt"
+		done
+		if [ -n "${BEFORE:-}" ]; then
+			for pattern in "$steady_before" "$scrape"; do
+				(cd "$root/benchmarks" && "$bin/before.test" -test.run '^$' -test.benchmem -test.bench "$pattern") |
+					tee -a "$out/cardinality-before.txt"
+			done
 		fi
 		machine "after round $i" >>"$out/machine.txt"
 	done
 fi
 
+ratios() {
+	awk -v pairs="$1" -f "$root/benchmarks/ratios.awk" |
+		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+}
+
 {
 	cat "$out/machine.txt"
 	echo
-	echo "### Hot path"
-	"$benchstat" "hot path=$out/hotpath.txt"
+	echo "### Middleware and publisher decorator, over the rounds"
+	awk -f "$root/benchmarks/spread.awk" "$out/hotpath.txt"
 	echo
-	echo "### End to end, against no instrumentation"
-	"$benchstat" -col '/instr@(none hooks wmprom watermill)' "$out/endtoend.txt"
+	echo "### Middleware and publisher decorator, time ratios of the same round"
+	ratios "wmprom/watermill wmprom/none" <"$out/hotpath.txt"
 	echo
-	echo "### End to end, throughput ratios of the same round"
-	awk -f "$root/benchmarks/ratios.awk" "$out/endtoend.txt" |
-		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -f "$root/benchmarks/median.awk"
+	echo "### GoChannel pipeline, over the rounds"
+	awk -f "$root/benchmarks/spread.awk" "$out/endtoend.txt"
 	echo
-	echo "### End to end, wmprom against the do-nothing hooks"
-	"$benchstat" -col '/instr@(hooks wmprom)' -filter '.unit:(sec/op OR msgs/s OR cpu-ns/op OR allocs/op)' "$out/endtoend.txt"
+	echo "### GoChannel pipeline, time ratios of the same round"
+	ratios "wmprom/hooks wmprom/floor floor/hooks hooks/none wmprom/none watermill/none wmprom/watermill" <"$out/endtoend.txt"
 	echo
-	echo "### GoChannel, wmprom against the floor (the bare recording) and the hooks"
-	"$benchstat" -col '/instr@(hooks floor wmprom)' -filter '.name:RouterGoChannel .unit:(sec/op OR cpu-ns/op OR allocs/op)' "$out/endtoend.txt"
+	echo "### GoChannel pipeline, benchstat"
+	"$benchstat" -col '/instr@(none hooks floor wmprom watermill)' -filter '.unit:(sec/op OR cpu-sec/op OR allocs/op)' "$out/endtoend.txt"
 	echo
-	echo "### End to end, wmprom against Watermill's metrics"
-	"$benchstat" -col '/instr@(watermill wmprom)' -filter '.unit:(sec/op OR msgs/s)' "$out/endtoend.txt"
-	echo
-	echo "### Cardinality, steady state, against 10 handlers"
-	"$benchstat" -col /series -filter '.name:/^Cardinality(Steady|Fresh|Hot)$/ .unit:sec/op' "$out/cardinality.txt"
-	echo
-	echo "### Cardinality, ratios to 10 handlers in the same round"
-	awk -f "$root/benchmarks/cardinality.awk" "$out/cardinality.txt" |
-		sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -v unit=ns/op -f "$root/benchmarks/median.awk"
-	echo
-	echo "### Cardinality, creating the series"
-	"$benchstat" -col /series -filter '.name:CardinalityCreate (.unit:sec/handler OR .unit:B/handler OR .unit:B/sample OR .unit:samples/handler)' "$out/cardinality.txt"
-	echo
-	echo "### Cardinality, one /metrics scrape"
-	"$benchstat" -col /series -filter '.name:CardinalityScrape (.unit:sec/op OR .unit:sec/sample OR .unit:bytes/scrape OR .unit:B/op)' "$out/cardinality.txt"
+	echo "### Cardinality, over the rounds"
+	awk -f "$root/benchmarks/spread.awk" "$out/cardinality.txt"
 	if [ -s "$out/cardinality-before.txt" ]; then
 		echo
-		echo "### Cardinality, before ($(cat "$out/before-commit.txt")) and after, wmprom only"
+		echo "### Cardinality, before ($(cat "$out/before-commit.txt")), over the rounds"
+		awk -f "$root/benchmarks/spread.awk" "$out/cardinality-before.txt"
+		echo
+		echo "### Cardinality, after/before time ratios of the same round"
+		{
+			sed -E 's#^(Benchmark[^[:space:]]*)-([0-9]+)#\1/after-\2#' "$out/cardinality.txt"
+			sed -E 's#^(Benchmark[^[:space:]]*)-([0-9]+)#\1/before-\2#' "$out/cardinality-before.txt"
+		} | ratios "after/before"
+		echo
+		echo "### Cardinality, before and after, benchstat"
 		"$benchstat" -filter '/instr:wmprom .unit:(sec/op OR B/op OR allocs/op)' \
 			"before=$out/cardinality-before.txt" "after=$out/cardinality.txt"
-		echo
-		echo "### Cardinality, before, ratios to 10 handlers in the same round"
-		awk -f "$root/benchmarks/cardinality.awk" "$out/cardinality-before.txt" |
-			sort -t "$(printf '\t')" -k1,1 -k2,2 -k3,3g | awk -v unit=ns/op -f "$root/benchmarks/median.awk"
 	fi
 } >"$out/tables.txt"
 cat "$out/tables.txt"
