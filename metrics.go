@@ -37,6 +37,10 @@ type Metrics struct {
 
 	undecided undecided     // produced.go
 	misuse    misuseReports // logging.go
+
+	// epoch is when New ran: durations are differences of two readings
+	// of the time since, from the monotonic clock alone.
+	epoch time.Time
 }
 
 // families are the nine metric families of FastStream's
@@ -201,6 +205,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 		appName:               cfg.appNameValue(),
 		processExceptionTypes: newExceptionTypes(cfg.errorType, cfg.maxExceptionTypes),
 		publishExceptionTypes: newExceptionTypes(cfg.errorType, cfg.maxExceptionTypes),
+		epoch:                 cfg.now(),
 	}
 	for _, l := range cfg.custom {
 		m.dynamic = m.dynamic || l.dynamic
@@ -268,7 +273,7 @@ func (m *Metrics) newReceiveSeries(k receiveKey) *receiveSeries {
 		size:       f.receivedSize.WithLabelValues(values...),
 		duration:   f.processDuration.WithLabelValues(values...),
 		exceptions: f.processExceptions.MustCurryWith(f.named(labelHandler, values)),
-		nesting:    nesting{handling: map[*message.Message]struct{}{}},
+		nesting:    nesting{handling: map[*message.Message]bool{}},
 	}
 	for st := range statusCount {
 		s.statuses[st] = f.processed.With(f.named(labelHandler, values, labelStatus, statusNames[st]))
@@ -345,5 +350,6 @@ func (m *Metrics) receiveBroker(subscriber, topic string) string {
 	return brokerFromTypeName(subscriber)
 }
 
-// since is the time elapsed since start, from the configured clock.
-func (m *Metrics) since(start time.Time) float64 { return m.cfg.since(start).Seconds() }
+// elapsed is the time since New. time.Now would read the wall clock
+// too, which a duration does not need.
+func (m *Metrics) elapsed() time.Duration { return m.cfg.since(m.epoch) }

@@ -30,31 +30,23 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // instrument is Middleware with logger for the causes the router is not
-// told (logging.go) and for misuse reports.
+// told (logging.go) and for misuse reports. The closure keeps one
+// reception, and the work is done in its methods: what a middleware keeps
+// on the handler goroutine's stack is beneath everything the handler
+// does.
 func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
 	// A router builds one chain per handler: the last message's series
 	// are almost always the next one's.
 	var last atomic.Pointer[chainSeries]
 	return func(msg *message.Message) ([]*message.Message, error) {
-		s := m.receiveSeriesFor(msg, &last)
-		if !s.nesting.enter(msg) {
-			m.reportNested(logger, msg)
+		r := reception{m: m, msg: msg, logger: logger}
+		if !r.receive(&last) {
 			return h(msg)
 		}
-		defer s.nesting.leave(msg)
-		r := m.receive(s, msg)
-		returned := false
-		defer func() {
-			if !returned {
-				// Counted, and the panic goes on: recovering is the
-				// business of a Recoverer middleware or of the router.
-				observe(s.duration, m.since(r.start), r.ex)
-				m.record(s, statusError, exceptionPanic, r.ex)
-			}
-		}()
+		defer r.done()
 		produced, err := h(msg)
-		returned = true
-		return m.end(r, logger, produced, err)
+		r.returned = true
+		return r.end(produced, err)
 	}
 }
 
@@ -83,18 +75,27 @@ func (m *Metrics) receiveSeriesFor(msg *message.Message, last *atomic.Pointer[ch
 	return s
 }
 
-// reception is one message through the middleware: what recording its
-// outcome needs once its handler returns.
+// reception is one message through the middleware.
 type reception struct {
-	s              *receiveSeries
+	m              *Metrics
 	msg            *message.Message
+	logger         watermill.LoggerAdapter
+	s              *receiveSeries
 	ex             prometheus.Labels
-	start          time.Time
+	start          time.Duration
 	poisonedBefore bool
+	returned       bool // the handler returned rather than panicked
 }
 
-// receive records the arrival of msg and starts its clock.
-func (m *Metrics) receive(s *receiveSeries, msg *message.Message) reception {
+// receive records the arrival of the message and starts its clock; false
+// means an enclosing middleware of the same Metrics counts it already.
+func (r *reception) receive(last *atomic.Pointer[chainSeries]) bool {
+	m, msg := r.m, r.msg
+	s := m.receiveSeriesFor(msg, last)
+	if !s.nesting.enter(msg) {
+		m.reportNested(r.logger, msg)
+		return false
+	}
 	m.sweep(false)
 	m.observeAge(s, msg)
 	ex := m.exemplar(msg)
@@ -102,15 +103,27 @@ func (m *Metrics) receive(s *receiveSeries, msg *message.Message) reception {
 	add(s.received, 1, ex)
 	// No exemplar: the size of a message says nothing its trace would explain.
 	s.size.Observe(float64(len(msg.Payload)))
-	return reception{s: s, msg: msg, ex: ex, start: m.cfg.now(), poisonedBefore: poisoned(msg)}
+	r.s, r.ex, r.poisonedBefore, r.start = s, ex, poisoned(msg), m.elapsed()
+	return true
+}
+
+// done runs when the handler has returned or panicked. A panic is counted
+// and goes on: recovering is the business of a Recoverer or the router.
+func (r *reception) done() {
+	if !r.returned {
+		observe(r.s.duration, (r.m.elapsed() - r.start).Seconds(), r.ex)
+		r.m.record(r.s, statusError, exceptionPanic, r.ex)
+	}
+	r.s.nesting.leave(r.msg)
 }
 
 // end records what the handler did with the message, or leaves it to the
 // publish of its produced messages, and returns what the router is told.
-func (m *Metrics) end(r reception, logger watermill.LoggerAdapter, produced []*message.Message, err error) ([]*message.Message, error) {
-	observe(r.s.duration, m.since(r.start), r.ex)
-	if err != nil && logger != nil {
-		logOutcome(logger, r.msg, err)
+func (r *reception) end(produced []*message.Message, err error) ([]*message.Message, error) {
+	m := r.m
+	observe(r.s.duration, (m.elapsed() - r.start).Seconds(), r.ex)
+	if err != nil && r.logger != nil {
+		logOutcome(r.logger, r.msg, err)
 	}
 	v := decide(r.msg, err, r.poisonedBefore)
 	if v.dropped {

@@ -65,7 +65,7 @@ const sweepStep = 4
 // await makes the status of r's message wait for the router to publish
 // produced. Nil produced messages are left alone: the router fails on
 // them before any publish, and the backstop sees the nack.
-func (m *Metrics) await(r reception, produced []*message.Message, st status) {
+func (m *Metrics) await(r *reception, produced []*message.Message, st status) {
 	u := &m.undecided
 	u.mu.Lock()
 	defer u.mu.Unlock()

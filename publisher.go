@@ -2,9 +2,11 @@ package wmprom
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/ThreeDotsLabs/watermill"
 	"github.com/ThreeDotsLabs/watermill/message"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // DecoratePublisher wraps pub so that every Publish records the three
@@ -69,30 +71,54 @@ type publisher struct {
 }
 
 // Publish publishes through the wrapped publisher and records the call.
-func (p *publisher) Publish(topic string, msgs ...*message.Message) (err error) {
-	m := p.metrics
-	s := p.seriesFor(topic, msgs)
-	ex := m.exemplar(firstMessage(msgs))
-	m.stampPublishTime(msgs)
-	start := m.cfg.now()
-	panicked := true
-	defer func() {
-		observe(s.duration, m.since(start), ex)
-		if !panicked && err == nil {
-			add(s.succeeded, float64(len(msgs)), ex)
-		} else {
-			add(s.failed, float64(len(msgs)), ex)
-			exception := exceptionPanic
-			if !panicked {
-				exception = m.publishExceptionTypes.of(err)
-			}
-			add(s.exceptions.WithLabelValues(exception), 1, ex)
-		}
-		m.published(msgs, err, panicked)
-	}()
-	err = p.next.Publish(topic, msgs...)
-	panicked = false
+// Its frame keeps one publication, beneath the whole wrapped publish.
+func (p *publisher) Publish(topic string, msgs ...*message.Message) error {
+	var c publication
+	c.begin(p, topic, msgs)
+	defer c.done()
+	err := p.next.Publish(topic, msgs...)
+	c.err, c.returned = err, true
 	return err
+}
+
+// publication is one Publish call.
+type publication struct {
+	p        *publisher
+	s        *publishSeries
+	msgs     []*message.Message
+	ex       prometheus.Labels
+	start    time.Duration
+	err      error
+	returned bool // the wrapped publish returned rather than panicked
+}
+
+// begin finds the call's series and starts its clock.
+func (c *publication) begin(p *publisher, topic string, msgs []*message.Message) {
+	m := p.metrics
+	c.p, c.msgs, c.s = p, msgs, p.seriesFor(topic, msgs)
+	c.ex = m.exemplar(firstMessage(c.msgs))
+	m.stampPublishTime(c.msgs)
+	c.start = m.elapsed()
+}
+
+// done records the call, failed when it returned an error or panicked,
+// and decides the statuses waiting on its messages. A panic goes on to
+// the caller, as if wmprom were not here.
+func (c *publication) done() {
+	m, s := c.p.metrics, c.s
+	observe(s.duration, (m.elapsed() - c.start).Seconds(), c.ex)
+	panicked := !c.returned
+	if !panicked && c.err == nil {
+		add(s.succeeded, float64(len(c.msgs)), c.ex)
+	} else {
+		add(s.failed, float64(len(c.msgs)), c.ex)
+		exception := exceptionPanic
+		if !panicked {
+			exception = m.publishExceptionTypes.of(c.err)
+		}
+		add(s.exceptions.WithLabelValues(exception), 1, c.ex)
+	}
+	m.published(c.msgs, c.err, panicked)
 }
 
 // seriesFor finds the series of a publish to topic. A batch is labelled
