@@ -10,7 +10,7 @@ import (
 func TestProtocol(t *testing.T) {
 	for _, tc := range []struct {
 		metrics, all, want string
-		fails               bool
+		fails              bool
 	}{
 		{want: "http/protobuf"},
 		{all: "grpc", want: "grpc"},
