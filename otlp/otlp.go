@@ -71,7 +71,8 @@ func NewExporter(ctx context.Context) (sdkmetric.Exporter, error) {
 
 // NewReader returns a periodic reader that pushes what gatherer gathers
 // over OTLP, through the exporter of [NewExporter], at the interval of
-// OTEL_METRIC_EXPORT_INTERVAL. Give it to the service's own MeterProvider
+// OTEL_METRIC_EXPORT_INTERVAL. The bridge reads gatherer through
+// [TraceIDGatherer], so that exemplars arrive with valid trace ids. Give it to the service's own MeterProvider
 // with [sdkmetric.WithReader]; it pushes the instruments of that
 // MeterProvider too.
 func NewReader(ctx context.Context, gatherer prometheus.Gatherer) (sdkmetric.Reader, error) {
@@ -79,7 +80,7 @@ func NewReader(ctx context.Context, gatherer prometheus.Gatherer) (sdkmetric.Rea
 	if err != nil {
 		return nil, err
 	}
-	bridge := promotel.NewMetricProducer(promotel.WithGatherer(gatherer))
+	bridge := promotel.NewMetricProducer(promotel.WithGatherer(TraceIDGatherer(gatherer)))
 	return sdkmetric.NewPeriodicReader(exp, sdkmetric.WithProducer(bridge)), nil
 }
 
