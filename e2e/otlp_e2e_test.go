@@ -887,3 +887,15 @@ func TestOTLPExemplarsAndNative(t *testing.T) {
 		})
 	}
 }
+
+// TestOTLPDocs requires docs/otlp.md to show the le relabelling the tests
+// prove, line for line.
+func TestOTLPDocs(t *testing.T) {
+	doc, err := os.ReadFile("../docs/otlp.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), leRelabel) {
+		t.Errorf("docs/otlp.md does not show the metric_relabel_configs of leRelabel as they are:\n%s", leRelabel)
+	}
+}
