@@ -50,7 +50,7 @@ func main() {
 		log.Fatal(err)
 	}
 	router.AddPlugin(metrics.Plugin)
-	router.AddNoPublisherHandler("print-orders", "orders", pubSub, func(msg *message.Message) error {
+	router.AddConsumerHandler("print-orders", "orders", pubSub, func(msg *message.Message) error {
 		log.Printf("order %s: %s", msg.UUID, msg.Payload)
 		return nil
 	})
