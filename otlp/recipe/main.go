@@ -34,7 +34,7 @@ func main() {
 
 	// The registry, pushed: OTEL_EXPORTER_OTLP_ENDPOINT says where,
 	// OTEL_SERVICE_NAME overrides the job, OTEL_METRIC_EXPORT_INTERVAL
-	// the period (60 s by default).
+	// the period (15 s by default).
 	provider, err := otlp.NewMeterProvider(ctx, reg, "orders-service")
 	if err != nil {
 		log.Fatal(err)
