@@ -241,7 +241,13 @@ func checkPushedJob(t *testing.T, prom *promServer) {
 	if len(got) != 1 || got[0].labels["job"] != otlpService || got[0].labels["instance"] != otlpInstance {
 		t.Fatalf("pushed series by job and instance:%s, want only job=%q, instance=%q", describe(got), otlpService, otlpInstance)
 	}
-	t.Logf("Prometheus %s: pushed series have job=%q (service.name) and instance=%q (service.instance.id)", prom.version, otlpService, otlpInstance)
+	// The resource's other attributes (the SDK's telemetry.sdk.*) are on
+	// target_info, one series per pushing service.
+	info := fmt.Sprintf(`target_info{job=%q, instance=%q, telemetry_sdk_language="go"}`, otlpService, otlpInstance)
+	if err := wantValue(prom, info, 1); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Prometheus %s: pushed series have job=%q (service.name) and instance=%q (service.instance.id); the other resource attributes are on target_info", prom.version, otlpService, otlpInstance)
 }
 
 // knownService is a wmprom registry with a known number of messages per
