@@ -163,7 +163,7 @@ func TestOTLPTranslationStrategies(t *testing.T) {
 				prom := startOTLPPrometheus(t, v, otlpPromOptions{strategy: strategy})
 				demo := startDemoEnv(t, demoOTLPEnv(prom.otlpEndpoint(), "http/protobuf"), "-brokers", "gochannel", "-rate", "25")
 				checkPushedNames(t, prom, strategy)
-				checkPushedJob(t, prom)
+				checkPushedJob(t, prom, strategy)
 				checkDashboard(t, loadDashboard(t), prom, []string{"gochannel"})
 				d := loadOwnDashboard(t)
 				checkDashboard(t, d, prom, []string{"gochannel"})
@@ -225,14 +225,22 @@ func checkPushedNames(t *testing.T, prom *promServer, strategy string) {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("translation strategy %s: %v", strategy, err)
+		t.Fatalf("translation strategy %s: %v", strategyName(strategy), err)
 	}
-	t.Logf("Prometheus %s, translation strategy %s: the pushed demo's %d faststream_ series names are the scraped ones", prom.version, strategy, len(got))
+	t.Logf("Prometheus %s, translation strategy %s: the pushed demo's %d faststream_ series names are the scraped ones", prom.version, strategyName(strategy), len(got))
+}
+
+// strategyName is strategy for the log, "" being the default.
+func strategyName(strategy string) string {
+	if strategy == "" {
+		return otlpStrategies[0] + " (the default)"
+	}
+	return strategy
 }
 
 // checkPushedJob requires the pushed series to carry job and instance from
 // OTEL_SERVICE_NAME and service.instance.id, as a scraped target's do.
-func checkPushedJob(t *testing.T, prom *promServer) {
+func checkPushedJob(t *testing.T, prom *promServer, strategy string) {
 	t.Helper()
 	got, err := prom.query(`count by (job, instance) (faststream_received_messages_total)`, time.Now())
 	if err != nil {
@@ -242,12 +250,21 @@ func checkPushedJob(t *testing.T, prom *promServer) {
 		t.Fatalf("pushed series by job and instance:%s, want only job=%q, instance=%q", describe(got), otlpService, otlpInstance)
 	}
 	// The resource's other attributes (the SDK's telemetry.sdk.*) are on
-	// target_info, one series per pushing service.
-	info := fmt.Sprintf(`target_info{job=%q, instance=%q, telemetry_sdk_language="go"}`, otlpService, otlpInstance)
-	if err := wantValue(prom, info, 1); err != nil {
+	// target_info, one series per pushing service, their names escaped to
+	// underscores or kept with their dots as the strategy says.
+	info, err := prom.query(fmt.Sprintf(`target_info{job=%q, instance=%q}`, otlpService, otlpInstance), time.Now())
+	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("Prometheus %s: pushed series have job=%q (service.name) and instance=%q (service.instance.id); the other resource attributes are on target_info", prom.version, otlpService, otlpInstance)
+	want := "telemetry_sdk_language"
+	if strategy == "NoUTF8EscapingWithSuffixes" || strategy == "NoTranslation" {
+		want = "telemetry.sdk.language"
+	}
+	if len(info) != 1 || info[0].labels[want] != "go" {
+		t.Fatalf("target_info of the pushed demo:%s, want one series with %s=\"go\"", describe(info), want)
+	}
+	t.Logf("Prometheus %s, translation strategy %s: pushed series have job=%q (service.name) and instance=%q (service.instance.id); "+
+		"the other resource attributes are on target_info, as %s", prom.version, strategyName(strategy), otlpService, otlpInstance, want)
 }
 
 // knownService is a wmprom registry with a known number of messages per
@@ -627,8 +644,8 @@ func TestOTLPCollector(t *testing.T) {
 		prom := startOTLPPrometheus(t, v, otlpPromOptions{})
 		col := startCollector(t, bin, prom.otlpEndpoint())
 		demo := startDemoEnv(t, demoOTLPEnv("http://"+col.grpc, "grpc"), "-brokers", "gochannel", "-rate", "25")
-		checkPushedNames(t, prom, "default, through the collector")
-		checkPushedJob(t, prom)
+		checkPushedNames(t, prom, "")
+		checkPushedJob(t, prom, "")
 		checkDashboard(t, loadDashboard(t), prom, []string{"gochannel"})
 		d := loadOwnDashboard(t)
 		checkDashboard(t, d, prom, []string{"gochannel"})
