@@ -175,8 +175,7 @@ func TestOTLPTranslationStrategies(t *testing.T) {
 				known := newKnownService(t, "counts")
 				prom := startOTLPPrometheus(t, v, otlpPromOptions{strategy: strategy, scrape: []string{known.target}, leFix: true})
 				known.pushHTTP(t, prom.otlpEndpoint()+"/v1/metrics")
-				checkPushedEqualsScraped(t, prom, known)
-				t.Logf("translation strategy %s: the counts above", strategy)
+				checkPushedEqualsScraped(t, prom, known, "translation strategy "+strategy)
 			})
 		})
 	}
@@ -443,7 +442,7 @@ func queryByKey(prom *promServer, expr string) (map[string]float64, error) {
 // counts from the scrape (job "scraped") and from the push (job k.app), then
 // requires every series of countQueries to be equal on both, and the
 // statuses and outcomes to be the known numbers.
-func checkPushedEqualsScraped(t *testing.T, prom *promServer, k *knownService) {
+func checkPushedEqualsScraped(t *testing.T, prom *promServer, k *knownService, how string) {
 	t.Helper()
 	handled := 0
 	for _, n := range knownHandled {
@@ -490,8 +489,8 @@ func checkPushedEqualsScraped(t *testing.T, prom *promServer, k *knownService) {
 		t.Error(err)
 	}
 	if !t.Failed() {
-		t.Logf("Prometheus %s: pushed counts equal scraped counts exactly in all %d series of %d count queries "+
-			"(statuses %v, published %v, %d exceptions, every bucket)", prom.version, series, len(countQueries), knownHandled, knownPublished, exceptions)
+		t.Logf("Prometheus %s, pushed %s: pushed counts equal scraped counts exactly in all %d series of %d count queries "+
+			"(statuses %v, published %v, %d exceptions, every bucket)", prom.version, how, series, len(countQueries), knownHandled, knownPublished, exceptions)
 	}
 }
 
@@ -658,7 +657,7 @@ func TestOTLPCollector(t *testing.T) {
 		prom := startOTLPPrometheus(t, v, otlpPromOptions{scrape: []string{known.target}, leFix: true})
 		col := startCollector(t, bin, prom.otlpEndpoint())
 		known.pushGRPC(t, col.grpc)
-		checkPushedEqualsScraped(t, prom, known)
+		checkPushedEqualsScraped(t, prom, known, "through the collector over gRPC")
 	})
 }
 
