@@ -175,7 +175,7 @@ func TestOTLPTranslationStrategies(t *testing.T) {
 				known := newKnownService(t, "counts")
 				prom := startOTLPPrometheus(t, v, otlpPromOptions{strategy: strategy, scrape: []string{known.target}, leFix: true})
 				known.pushHTTP(t, prom.otlpEndpoint()+"/v1/metrics")
-				checkPushedEqualsScraped(t, prom, known, "translation strategy "+strategy)
+				checkPushedEqualsScraped(t, prom, known, "under translation strategy "+strategy)
 			})
 		})
 	}
@@ -489,7 +489,7 @@ func checkPushedEqualsScraped(t *testing.T, prom *promServer, k *knownService, h
 		t.Error(err)
 	}
 	if !t.Failed() {
-		t.Logf("Prometheus %s, pushed %s: pushed counts equal scraped counts exactly in all %d series of %d count queries "+
+		t.Logf("Prometheus %s, %s: pushed counts equal scraped counts exactly in all %d series of %d count queries "+
 			"(statuses %v, published %v, %d exceptions, every bucket)", prom.version, how, series, len(countQueries), knownHandled, knownPublished, exceptions)
 	}
 }
