@@ -927,3 +927,80 @@ func TestOTLPDocs(t *testing.T) {
 		t.Errorf("docs/otlp.md does not show the metric_relabel_configs of leRelabel as they are:\n%s", leRelabel)
 	}
 }
+
+// TestOTLPRecipe runs the program docs/otlp.md shows (otlp/recipe), as a
+// user would after copying it, configured only by OTEL_* variables, against
+// Prometheus 3's OTLP receiver: its one message arrives, as FastStream's
+// families under the service's job and instance, and 22130's template
+// variables find the service and its handler.
+func TestOTLPRecipe(t *testing.T) {
+	t.Parallel()
+	v := prometheus3(t)
+	prom := startOTLPPrometheus(t, v, otlpPromOptions{})
+
+	bin := filepath.Join(t.TempDir(), "recipe")
+	build := exec.Command("go", "build", "-o", bin, "./recipe")
+	build.Dir = "../otlp"
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build ./recipe: %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin)
+	cmd.Env = append(os.Environ(),
+		"OTEL_EXPORTER_OTLP_ENDPOINT="+prom.otlpEndpoint(),
+		"OTEL_METRIC_EXPORT_INTERVAL=500",
+		"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=orders-1",
+	)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		if t.Failed() {
+			t.Logf("recipe output:\n%s", tail(out.String(), 30))
+		}
+	})
+
+	const acked = `faststream_received_processed_messages_total{job="orders-service", instance="orders-1", app_name="orders-service", handler="orders", status="acked"}`
+	err := eventually(context.Background(), 30*time.Second, 250*time.Millisecond, func() error {
+		return errors.Join(
+			wantValue(prom, acked, 1),
+			wantValue(prom, `faststream_received_messages_total{job="orders-service", handler="orders"}`, 1),
+		)
+	})
+	if err != nil {
+		t.Fatalf("the recipe's message did not arrive: %v", err)
+	}
+	d := loadDashboard(t)
+	varQueries, err := d.variableQueries(grafanaVars(testRange))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, vq := range varQueries {
+		if vq.label != "app_name" && vq.label != "handler" {
+			continue
+		}
+		values, err := prom.labelValues(vq.label, vq.selector)
+		want := map[string]string{"app_name": "orders-service", "handler": "orders"}[vq.label]
+		if err != nil || !slices.Equal(values, []string{want}) {
+			t.Errorf("22130's variable %s (%s): %v %v, want [%s]", vq.variable, vq.raw, values, err, want)
+		}
+	}
+
+	// Ctrl-C: the router stops and the last push goes out.
+	if err := cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("recipe exit after Ctrl-C: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the recipe did not exit within 20 s of Ctrl-C")
+	}
+	t.Logf("Prometheus %s: the recipe of docs/otlp.md, configured by OTEL_* alone, pushed its message: %s = 1; 22130's app_name and handler variables find it", prom.version, acked)
+}
