@@ -6,9 +6,9 @@ WORKDIR /src
 COPY . .
 # The cache mounts keep modules and build results between builds (BuildKit,
 # the default builder since Docker 23).
-# The demo is a module of its own that finds the library through its
-# replace directive (../); the workspace file names test modules this image
-# leaves out, so it is switched off.
+# The demo is a module of its own that finds the library and the otlp module
+# through its replace directives (../, ../otlp); the workspace file names
+# test modules this image leaves out, so it is switched off.
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
     CGO_ENABLED=0 GOWORK=off go -C demo build -trimpath -ldflags="-s -w" -o /out/demo .

@@ -27,8 +27,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/wmprom/wmprom"
+	"github.com/wmprom/wmprom/otlp"
 )
 
 // config is everything the demo can be told, from flags or, for containers, env vars.
@@ -224,6 +226,14 @@ func run(cfg config) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
+	// With an OTLP endpoint in the environment, the same registry is pushed
+	// as well (docs/otlp.md), to that endpoint, by the standard OTEL_*
+	// variables; /metrics stays as it is.
+	provider, err := startOTLP(ctx, reg, cfg.appName, logger)
+	if err != nil {
+		return err
+	}
+
 	wmLogger := newWatermillLogger(logger, cfg.verbose)
 	started := time.Now()
 	if cfg.slowFor > 0 {
@@ -258,6 +268,12 @@ func run(cfg config) error {
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("stop metrics server: %w", err)
+	}
+	if provider != nil {
+		// The last push, with the final counts.
+		if err := provider.Shutdown(shutdownCtx); err != nil {
+			return fmt.Errorf("stop OTLP push: %w", err)
+		}
 	}
 	logger.Info("demo stopped cleanly")
 	return nil
@@ -295,4 +311,36 @@ func slowFor(cfg config, broker string, start time.Time) *slowPhase {
 		return nil
 	}
 	return newSlowPhase(start, cfg.slowEvery, cfg.slowFor, cfg.rate)
+}
+
+// otlpEndpointVars are the variables that turn the demo's OTLP push on:
+// the endpoint of every signal, or of metrics alone.
+var otlpEndpointVars = []string{"OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"}
+
+// startOTLP starts pushing reg over OTLP when one of otlpEndpointVars is
+// set, with appName as the default service.name (OTEL_SERVICE_NAME
+// overrides it), and returns the MeterProvider to shut down at exit; nil
+// when no endpoint is set.
+func startOTLP(ctx context.Context, reg *prometheus.Registry, appName string, logger *slog.Logger) (*sdkmetric.MeterProvider, error) {
+	endpoint := ""
+	for _, name := range otlpEndpointVars {
+		if v := os.Getenv(name); v != "" {
+			endpoint = v
+			break
+		}
+	}
+	if endpoint == "" {
+		return nil, nil
+	}
+	protocol, err := otlp.Protocol()
+	if err != nil {
+		return nil, err
+	}
+	provider, err := otlp.NewMeterProvider(ctx, reg, appName)
+	if err != nil {
+		return nil, fmt.Errorf("OTLP push: %w", err)
+	}
+	fmt.Printf("wmprom demo: pushing OTLP (%s) to %s as well\n", protocol, endpoint)
+	logger.Info("pushing metrics over OTLP", "endpoint", endpoint, "protocol", protocol)
+	return provider, nil
 }

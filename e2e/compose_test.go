@@ -256,6 +256,7 @@ func TestComposeStack(t *testing.T) {
 			"--config.file=/etc/prometheus/prometheus.yml",
 			"--storage.tsdb.path=/prometheus",
 			"--enable-feature=exemplar-storage",
+			"--web.enable-otlp-receiver",
 		}
 		if !slices.Equal(prom.Command, wantCmd) {
 			t.Errorf("prometheus command %q, want %q", prom.Command, wantCmd)
@@ -557,4 +558,61 @@ func TestDashboard22130NotInRepository(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("checked %d JSON files", checked)
+}
+
+// svcDemoOTLP is the opt-in demo of the otlp profile, which pushes.
+const svcDemoOTLP = "demo-otlp"
+
+// TestComposeOTLPProfile checks the otlp profile: off by default, and when
+// on, a demo on GoChannel with its own app_name that pushes to the stack's
+// Prometheus's OTLP receiver (which TestComposeStack requires enabled)
+// under a job of its own, and that nothing scrapes.
+func TestComposeOTLPProfile(t *testing.T) {
+	p, root := loadCompose(t)
+	if slices.Contains(p.ServiceNames(), svcDemoOTLP) {
+		t.Fatalf("%s runs by default, want it only with --profile otlp", svcDemoOTLP)
+	}
+	files := []string{filepath.Join(root, "docker-compose.yml")}
+	details, err := loader.LoadConfigFiles(context.Background(), files, root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	details.Environment = types.Mapping{}
+	withOTLP, err := loader.LoadWithContext(context.Background(), *details, loader.WithProfiles([]string{"otlp"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := slices.Sorted(slices.Values(append(p.ServiceNames(), svcDemoOTLP)))
+	if got := slices.Sorted(slices.Values(withOTLP.ServiceNames())); !slices.Equal(got, want) {
+		t.Fatalf("with --profile otlp, services %v, want %v", got, want)
+	}
+	s := service(t, withOTLP, svcDemoOTLP)
+	env := func(k string) string {
+		if v := s.Environment[k]; v != nil {
+			return *v
+		}
+		return ""
+	}
+	for k, want := range map[string]string{
+		"DEMO_BROKERS":                "gochannel",
+		"DEMO_APP_NAME":               "wmprom-demo-otlp",
+		"OTEL_EXPORTER_OTLP_ENDPOINT": "http://" + svcPrometheus + ":9090/api/v1/otlp",
+		"OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_SERVICE_NAME":           "wmprom-demo-otlp",
+		"OTEL_METRIC_EXPORT_INTERVAL": "5000",
+	} {
+		if got := env(k); got != want {
+			t.Errorf("%s: %s=%q, want %q", svcDemoOTLP, k, got, want)
+		}
+	}
+	demo := service(t, withOTLP, svcDemo)
+	if s.Image != demo.Image || s.Build == nil || s.Build.Context != demo.Build.Context {
+		t.Errorf("%s image %q build %+v, want the demo's image %q and build", svcDemoOTLP, s.Image, s.Build, demo.Image)
+	}
+	if len(s.Ports) != 0 {
+		t.Errorf("%s publishes %v, want nothing: it pushes", svcDemoOTLP, s.Ports)
+	}
+	if !slices.Equal(s.HealthCheck.Test, demo.HealthCheck.Test) {
+		t.Errorf("%s health check %v, want the demo's %v", svcDemoOTLP, s.HealthCheck.Test, demo.HealthCheck.Test)
+	}
 }

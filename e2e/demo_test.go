@@ -96,9 +96,17 @@ var metricsLine = regexp.MustCompile(`metrics at (http://\S+/metrics)`)
 // did not stop it.
 func startDemo(t *testing.T, args ...string) *demoProc {
 	t.Helper()
+	return startDemoEnv(t, nil, args...)
+}
+
+// startDemoEnv is startDemo with env (NAME=value) added to the demo's
+// environment, such as the OTEL_* variables of its OTLP push.
+func startDemoEnv(t *testing.T, env []string, args ...string) *demoProc {
+	t.Helper()
 	bin := buildDemo(t)
 	cmd := exec.Command(bin, append([]string{"-addr", "127.0.0.1:0"}, args...)...)
 	cmd.Env = append(os.Environ(), "DEMO_BROKERS=", "KAFKA_BROKERS=", "AMQP_URL=", "NATS_URL=", "REDIS_ADDR=")
+	cmd.Env = append(cmd.Env, env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
