@@ -71,7 +71,10 @@ if [ -z "${TABLES_ONLY:-}" ]; then
 		mkdir "$bin/before"
 		git archive "$BEFORE" | tar -x -C "$bin/before"
 		rm -rf "$bin/before/benchmarks"
-		cp -R benchmarks go.work "$bin/before/"
+		cp -R benchmarks "$bin/before/"
+		# A workspace of the two modules alone: this tree's go.work names
+		# modules that BEFORE may not have.
+		(cd "$bin/before" && rm -f go.work go.work.sum && go work init . ./benchmarks)
 		(cd "$bin/before/benchmarks" && go test -c -o "$bin/before.test" .)
 		# benchstat would read a "key: value" line in the results as a
 		# configuration key, and no longer pair before with after.
