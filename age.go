@@ -15,9 +15,8 @@ import (
 
 // PublishedAtKey is the metadata key under which a publisher decorated by
 // a Metrics with WithMessageAge(true) writes the publish time of each
-// message that does not carry the key yet, as decimal Unix milliseconds
-// (for example "1700000000123"). Any producer can set it in that form to
-// have its messages' age measured.
+// message without it, in decimal Unix milliseconds ("1700000000123"). Any
+// producer can set it so to have its messages' age measured.
 const PublishedAtKey = "wmprom_published_at"
 
 // observeAge records how long msg waited before its handler got it,
@@ -53,9 +52,8 @@ func (m *Metrics) publishedAt(msg *message.Message) (time.Time, bool) {
 	return time.UnixMilli(ms), true
 }
 
-// maxUnixMilliDigits bounds the digits parseUnixMilli accepts, so the
-// value cannot overflow an int64 (19 digits); 18 digits of milliseconds
-// reach far beyond any real date.
+// maxUnixMilliDigits keeps a parsed value within an int64, and beyond
+// any real date.
 const maxUnixMilliDigits = 18
 
 // parseUnixMilli reads a PublishedAtKey value. The metadata comes from

@@ -23,8 +23,8 @@ func newSeriesCache[K comparable, V any](max int, overflow func(K) K, create fun
 }
 
 // get returns the series of key, created on first use, or of its
-// overflow label set once max label sets exist. Keys past the bound are
-// not remembered, so that memory stays bounded too.
+// overflow label set once max label sets exist (keys past the bound are
+// not remembered).
 func (c *seriesCache[K, V]) get(key K) V {
 	c.mu.RLock()
 	v, ok := c.entries[key]

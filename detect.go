@@ -76,9 +76,6 @@ func brokerFromTypeName(name string) string {
 	return labelValue(strings.ToLower(name))
 }
 
-// brokerOf detects the broker of a publisher or subscriber value.
-func brokerOf(v any) string { return brokerOfType(reflect.TypeOf(v)) }
-
 // brokerOfType detects the broker from the package that defines t.
 func brokerOfType(t reflect.Type) string {
 	pkg, _ := typeOf(t)

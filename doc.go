@@ -64,26 +64,18 @@
 //
 // # Statuses
 //
-// received_processed_messages_total has one status per message:
-//
-//   - acked: the handler returned nil (or Ack), and its produced messages,
-//     if any, were published;
-//   - nacked: the handler returned Nack, or nacked the message itself; the
-//     broker delivers it again;
-//   - rejected: the handler returned Reject, or a PoisonQueue inside the
-//     middleware dead-lettered the message; it is acknowledged and not
-//     delivered again;
-//   - skipped: the handler returned Skip; the message is acknowledged;
-//   - error: the handler returned any other error or panicked, or
-//     publishing its produced messages failed; the router nacks it.
-//
-// The handler's own msg.Ack() or msg.Nack() wins over what it returns.
-// All five statuses start at zero with the handler's series. Whenever no
-// message is in process, received = acked + nacked + rejected + skipped +
-// error.
-//
-// published_messages_total counts messages with status "success" or
-// "error" (a batch Publish counts each of its messages).
+// received_processed_messages_total has one status per message: acked
+// (the handler returned nil or Ack, and its produced messages, if any,
+// were published), nacked (it returned Nack or nacked the message; the
+// broker delivers it again), rejected (it returned Reject, or a
+// PoisonQueue inside the middleware dead-lettered the message; it is not
+// delivered again), skipped (it returned Skip) or error (any other error,
+// a panic, or a failed publish of its produced messages; the router nacks
+// it). The handler's own msg.Ack() or msg.Nack() wins over what it
+// returns. All five statuses start at zero with the handler's series.
+// Whenever no message is in process, received = acked + nacked +
+// rejected + skipped + error. published_messages_total counts messages
+// with status "success" or "error" (a batch counts each of its messages).
 //
 // # Exception types
 //

@@ -18,8 +18,7 @@ const traceparentKey = "traceparent"
 const exemplarLabel = "trace_id"
 
 // exemplar returns the exemplar labels of msg's trace, or nil for a
-// message without one. One map serves every observation of the message:
-// client_golang copies it into each exemplar.
+// message without one; client_golang copies them into each exemplar.
 func (m *Metrics) exemplar(msg *message.Message) prometheus.Labels {
 	if !m.cfg.exemplars || msg == nil {
 		return nil
@@ -34,9 +33,8 @@ func (m *Metrics) exemplar(msg *message.Message) prometheus.Labels {
 }
 
 // traceIDFromTraceparent reads the trace id out of a W3C traceparent
-// value, "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>". An
-// invalid value gives "", never an error: a bad header must not cost the
-// message its metrics.
+// value, "00-<32 hex trace id>-<16 hex parent id>-<2 hex flags>", or ""
+// from an invalid one: a bad header must not cost the message its metrics.
 func traceIDFromTraceparent(tp string) string {
 	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
 		return ""

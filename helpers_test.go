@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"reflect"
 	"sort"
 	"strings"
 	"sync"
@@ -16,6 +17,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 )
+
+// brokerOf detects the broker of a publisher or subscriber value.
+func brokerOf(v any) string { return brokerOfType(reflect.TypeOf(v)) }
 
 // withClock makes durations exact: the middleware and the publisher read
 // time only through it.

@@ -35,10 +35,9 @@ const unknown = "unknown"
 // both, so one dashboard filter finds them all.
 const overflowValue = "other"
 
-// MaxLabelValueRunes is the longest label value wmprom records, in runes.
-// Longer values from user data are cut to this length at a rune boundary.
-// 256 keeps every legal Kafka topic (249 characters) and RabbitMQ queue
-// name (255 bytes) whole, while a runaway value cannot bloat every scrape.
+// MaxLabelValueRunes is the longest label value wmprom records, in runes;
+// longer values from user data are cut. 256 keeps every legal Kafka topic
+// and RabbitMQ queue name whole.
 const MaxLabelValueRunes = 256
 
 // labelValue makes a value from user data (topics, handler names, label
@@ -65,9 +64,8 @@ func labelValue(s string) string {
 }
 
 // staticValueProblem says what is wrong with the label value v that an
-// option gives as what, or "" when nothing is. Options are code, not
-// data: an invalid one is a mistake to fix, so New refuses it rather
-// than repair it.
+// option gives as what, or "". Options are code, not data: New refuses
+// an invalid one rather than repair it.
 func staticValueProblem(what, v string) string {
 	switch {
 	case v == "":
@@ -105,10 +103,8 @@ type customLabel struct {
 	dynamic bool
 }
 
-// customSeparator joins custom label values into one cache key. The
-// byte 0xff never occurs in valid UTF-8, and every value joined has been
-// made valid (labelValue) or checked by New, so splitting the key gives
-// back exactly the values joined.
+// customSeparator joins custom label values into one key: 0xff is never
+// in valid UTF-8, which every value joined is.
 const customSeparator = "\xff"
 
 // customValues returns the custom label values for msg (nil: before any

@@ -58,12 +58,11 @@ func messageFields(msg *message.Message) watermill.LogFields {
 }
 
 // ErrInstrumentedTwice is the error of the entry logged, once per Metrics
-// and kind, when a Metrics finds itself instrumenting something twice:
-// a message that passes through two of its middlewares (the Plugin and
-// Middleware on one router, Middleware added twice, the Plugin added
-// twice), or DecoratePublisher given a publisher it already decorates.
-// The inner middleware then passes the message through uncounted and the
-// publisher is not wrapped again, so every message is still counted once.
+// and kind, when a message passes through two of its middlewares (the
+// Plugin and Middleware on one router, either added twice), or
+// DecoratePublisher gets a publisher it already decorates. The inner
+// middleware passes the message through uncounted and the publisher is
+// not wrapped again, so every message is still counted once.
 var ErrInstrumentedTwice = errors.New("wmprom: one Metrics instruments the same handler or publisher twice")
 
 // Log messages of the misuse reports.
@@ -82,49 +81,28 @@ type misuseReports struct {
 // nesting tells whether a message is inside a middleware of the series'
 // Metrics: two such middlewares on one handler find the same series, as
 // they compute the same labels from the same message, and the inner one
-// finds the message there already. A message is kept in the slot when it
-// is free, else (messages of the handler in process concurrently) in the
-// map, whose size lets the others skip its mutex while it is empty.
+// finds the message there already.
 type nesting struct {
-	slot     atomic.Pointer[message.Message]
 	mu       sync.Mutex
 	handling map[*message.Message]bool
-	inMap    atomic.Int64
 }
 
 // enter records msg as handled; false means an enclosing middleware of
-// the same Metrics handles it already. An enclosing middleware entered
-// before this call began, on this goroutine, so what it wrote is seen.
+// the same Metrics handles it already.
 func (n *nesting) enter(msg *message.Message) bool {
-	if n.slot.Load() == msg {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.handling[msg] {
 		return false
 	}
-	if n.inMap.Load() > 0 {
-		n.mu.Lock()
-		inside := n.handling[msg]
-		n.mu.Unlock()
-		if inside {
-			return false
-		}
-	}
-	if n.slot.CompareAndSwap(nil, msg) {
-		return true
-	}
-	n.mu.Lock()
 	n.handling[msg] = true
-	n.inMap.Add(1)
-	n.mu.Unlock()
 	return true
 }
 
 // leave forgets msg.
 func (n *nesting) leave(msg *message.Message) {
-	if n.slot.CompareAndSwap(msg, nil) {
-		return
-	}
 	n.mu.Lock()
 	delete(n.handling, msg)
-	n.inMap.Add(-1)
 	n.mu.Unlock()
 }
 

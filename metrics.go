@@ -12,15 +12,13 @@ import (
 
 // Metrics records FastStream's nine metric families for Watermill
 // handlers and publishers. Create it once with New and share it: it is
-// safe for concurrent use, and every router, handler and publisher it
-// instruments writes to the same families.
+// safe for concurrent use.
 type Metrics struct {
 	cfg      *config
 	families *families
 	appName  string
 
-	// customStatic is the joined custom label values when none depends
-	// on the message (dynamic is false).
+	// customStatic is the joined custom label values unless dynamic.
 	customStatic string
 	dynamic      bool
 
@@ -228,8 +226,7 @@ func New(reg prometheus.Registerer, opts ...Option) (*Metrics, error) {
 	return m, nil
 }
 
-// receiveKey and publishKey identify a label set by its label values
-// (the custom ones joined).
+// receiveKey and publishKey identify a label set (custom values joined).
 type (
 	receiveKey struct{ broker, handler, custom string }
 	publishKey struct{ broker, destination, custom string }
@@ -323,14 +320,6 @@ func (m *Metrics) receiveSeries(broker, handler, custom string) *receiveSeries {
 // All three are label values already (destinationLabel for a topic).
 func (m *Metrics) publishSeries(broker, destination, custom string) *publishSeries {
 	return m.publishing.get(publishKey{broker: broker, destination: destination, custom: custom})
-}
-
-// brokerLabel is the detected broker, unless WithBroker says otherwise.
-func (m *Metrics) brokerLabel(detected string) string {
-	if m.cfg.broker != nil {
-		return *m.cfg.broker
-	}
-	return detected
 }
 
 // subscription is a handler's subscriber, by the router's name for it,

@@ -30,10 +30,8 @@ func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 }
 
 // instrument is Middleware with logger for the causes the router is not
-// told (logging.go) and for misuse reports. The closure keeps one
-// reception, and the work is done in its methods: what a middleware keeps
-// on the handler goroutine's stack is beneath everything the handler
-// does.
+// told and for misuse reports. The closure keeps one reception, whose
+// methods do the work: its frame is beneath everything the handler does.
 func (m *Metrics) instrument(h message.HandlerFunc, logger watermill.LoggerAdapter) message.HandlerFunc {
 	// A router builds one chain per handler: the last message's series
 	// are almost always the next one's.

@@ -119,8 +119,7 @@ func WithPrefix(prefix string) Option {
 }
 
 // WithBroker sets the broker label instead of detecting it from the type
-// of each subscriber and publisher. New refuses a name that is empty, not
-// valid UTF-8 or longer than MaxLabelValueRunes runes.
+// of each subscriber and publisher. New refuses it as WithAppName.
 func WithBroker(name string) Option {
 	return func(c *config) { c.broker = &name }
 }
@@ -139,9 +138,8 @@ func WithDurationBuckets(buckets []float64) Option {
 }
 
 // WithLabel adds a label with a fixed value to all nine families, after
-// the built-in labels and in the order the options are given. New refuses
-// a value that is empty, not valid UTF-8 or longer than
-// MaxLabelValueRunes runes.
+// the built-in labels. New refuses a value that is empty, not valid UTF-8
+// or longer than MaxLabelValueRunes runes.
 func WithLabel(name, value string) Option {
 	return func(c *config) { c.custom = append(c.custom, customLabel{name: name, value: value}) }
 }
@@ -164,8 +162,7 @@ func WithErrorType(fn func(error) string) Option {
 }
 
 // WithMaxExceptionTypes bounds the distinct exception_type values each
-// exceptions family records (default 50); later types are counted as
-// "other", so an unexpected error cannot explode the number of series.
+// exceptions family records (default 50); later types count as "other".
 func WithMaxExceptionTypes(n int) Option {
 	return func(c *config) { c.maxExceptionTypes = n }
 }

@@ -22,8 +22,7 @@ const (
 
 var statusNames = [statusCount]string{"acked", "nacked", "rejected", "skipped", "error"}
 
-// outcome is the error Ack, Nack, Reject and Skip return. It keeps the
-// cause for errors.Is and errors.As and for the router's log.
+// outcome is the error Ack, Nack, Reject and Skip return, with its cause.
 type outcome struct {
 	status status
 	cause  error
@@ -50,9 +49,9 @@ func Ack(cause error) error { return &outcome{status: statusAcked, cause: cause}
 func Nack(cause error) error { return &outcome{status: statusNacked, cause: cause} }
 
 // Reject drops the message for good: it is counted as rejected and the
-// router acknowledges it, so the broker does not deliver it again. A
-// PoisonQueue middleware placed after the metrics middleware sees the
-// rejection and dead-letters the message instead. cause may be nil.
+// router acknowledges it, so the broker does not deliver it again (a
+// PoisonQueue inside the middleware dead-letters it instead). cause may
+// be nil.
 func Reject(cause error) error { return &outcome{status: statusRejected, cause: cause} }
 
 // Skip tells the middleware the message was deliberately not processed:

@@ -35,9 +35,8 @@ func (m *Metrics) Plugin(r *message.Router) error {
 // names no handler before a message, so with HandlerName the series
 // appear with the first message.
 
-// decorateSubscriber is the Plugin's subscriber decorator. It tells the
-// middleware which broker is inside the subscriber the router names, so
-// that both label a handler's messages alike.
+// decorateSubscriber is the Plugin's subscriber decorator: it tells the
+// middleware the broker inside the subscriber the router names.
 func (m *Metrics) decorateSubscriber(sub message.Subscriber) (message.Subscriber, error) {
 	if sub == nil {
 		return nil, nil
@@ -82,5 +81,4 @@ func (s *subscriber) broker(topic string) (string, bool) {
 	return s.found.broker, true
 }
 
-// Close closes the wrapped subscriber.
 func (s *subscriber) Close() error { return s.next.Close() }

@@ -26,26 +26,20 @@ import (
 const exceptionUnknown = "unknown"
 
 // awaiting is the undecided status of one consumed message, found by its
-// produced messages: their contexts are left alone, as a context
-// carrying it would cost every such message an allocation.
+// produced messages (a context carrying it would cost each an allocation).
 type awaiting struct {
-	series   *receiveSeries
-	exemplar prometheus.Labels
-	status   status // recorded when the router acks: acked, or rejected by an inner PoisonQueue
-	consumed *message.Message
-	// produced are the produced messages it is indexed by, copied from
-	// the handler's slice, which an outer middleware may change.
-	produced []*message.Message
-	// remaining counts produced messages not yet published: the last
-	// successful publish decides acked.
-	remaining  int
+	series     *receiveSeries
+	exemplar   prometheus.Labels
+	status     status // recorded when the router acks: acked, or rejected by an inner PoisonQueue
+	consumed   *message.Message
+	produced   []*message.Message // copied: an outer middleware may change the handler's slice
+	remaining  int                // produced messages not yet published
 	prev, next *awaiting
 }
 
-// undecided lists the awaitings of one Metrics, newest first, finds them
-// by their produced messages, and keeps decided ones for reuse, so that a
-// steady flow of messages allocates none. pending lets every path skip
-// the mutex while nothing is undecided.
+// undecided lists the awaitings of one Metrics, newest first, and keeps
+// decided ones for reuse, so that a steady flow allocates none. pending
+// lets every path skip the mutex while nothing is undecided.
 type undecided struct {
 	mu         sync.Mutex
 	head, tail *awaiting
@@ -54,13 +48,12 @@ type undecided struct {
 	pending    atomic.Int64
 }
 
-// maxFree bounds the awaitings kept for reuse, so that a burst of
-// thousands gives most of its memory back.
-const maxFree = 256
-
-// sweepStep is how many awaitings a message checks at most, so that a
-// burst of undecided statuses costs one message only a bounded walk.
-const sweepStep = 4
+// maxFree bounds the awaitings kept for reuse, and sweepStep those a
+// message checks, so that a burst costs memory and time only once.
+const (
+	maxFree   = 256
+	sweepStep = 4
+)
 
 // await makes the status of r's message wait for the router to publish
 // produced. Nil produced messages are left alone: the router fails on

@@ -35,7 +35,10 @@ func (m *Metrics) decoratePublisher(pub message.Publisher, logger watermill.Logg
 		m.reportDecoratedTwice(logger, first) // wrapping again would count twice
 		return pub, nil
 	}
-	p := &publisher{next: pub, metrics: m, broker: m.brokerLabel(publisherBroker(pub)), logger: logger}
+	p := &publisher{next: pub, metrics: m, broker: publisherBroker(pub), logger: logger}
+	if m.cfg.broker != nil {
+		p.broker = *m.cfg.broker
+	}
 	if !m.dynamic { // else the custom label values are not known before a message
 		for _, topics := range [][]string{m.cfg.destinations, m.cfg.brokerDestinations[p.broker]} {
 			for _, topic := range topics {
@@ -121,8 +124,7 @@ func (c *publication) done() {
 	m.published(c.msgs, c.err, panicked)
 }
 
-// seriesFor finds the series of a publish to topic. A batch is labelled
-// by its first message.
+// seriesFor finds the series of a publish to topic, a batch's by its first message.
 func (p *publisher) seriesFor(topic string, msgs []*message.Message) *publishSeries {
 	m := p.metrics
 	if m.dynamic {
