@@ -79,30 +79,48 @@ type misuseReports struct {
 }
 
 // nesting tells whether a message is inside a middleware of the series'
-// Metrics: two such middlewares on one handler find the same series, as
-// they compute the same labels from the same message, and the inner one
-// finds the message there already.
+// Metrics, which finds the same series and the message there already. A
+// message is kept in the slot if free, else in the map, whose size lets
+// the others skip its mutex while it is empty.
 type nesting struct {
+	slot     atomic.Pointer[message.Message]
 	mu       sync.Mutex
 	handling map[*message.Message]bool
+	inMap    atomic.Int64
 }
 
 // enter records msg as handled; false means an enclosing middleware of
-// the same Metrics handles it already.
+// the same Metrics, on this goroutine, handles it already.
 func (n *nesting) enter(msg *message.Message) bool {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.handling[msg] {
+	if n.slot.Load() == msg {
 		return false
 	}
+	if n.inMap.Load() > 0 {
+		n.mu.Lock()
+		inside := n.handling[msg]
+		n.mu.Unlock()
+		if inside {
+			return false
+		}
+	}
+	if n.slot.CompareAndSwap(nil, msg) {
+		return true
+	}
+	n.mu.Lock()
 	n.handling[msg] = true
+	n.inMap.Add(1)
+	n.mu.Unlock()
 	return true
 }
 
 // leave forgets msg.
 func (n *nesting) leave(msg *message.Message) {
+	if n.slot.CompareAndSwap(msg, nil) {
+		return
+	}
 	n.mu.Lock()
 	delete(n.handling, msg)
+	n.inMap.Add(-1)
 	n.mu.Unlock()
 }
 

@@ -10,21 +10,16 @@ import (
 )
 
 // Middleware records the six receive families around h, as a router-level
-// or handler-level message.HandlerMiddleware. Added first it is the
-// outermost middleware, and one delivery is one message whatever Retry,
-// PoisonQueue or Recoverer do inside it; the Plugin's, added last, counts
-// every attempt.
-//
-// A message whose handler returns produced messages stays in process
-// until the router has published them: error if the router then nacks
-// it, else acked. With DecoratePublisher on the router's publishers
-// (Plugin does both), the publish decides, with its error's type as the
-// exception; without it, the message's ack or nack decides at the next
-// message or scrape, with exception type "unknown" for a nack.
-//
-// Middleware logs the causes of Reject, Skip and Ack only to WithLogger's
-// logger. A message already inside a middleware of the same Metrics
-// passes through uncounted, and ErrInstrumentedTwice is reported once.
+// or handler-level message.HandlerMiddleware: added first it counts one
+// delivery as one message whatever Retry or PoisonQueue do inside it; the
+// Plugin's, innermost, counts every attempt. A message whose handler
+// returns produced messages stays in process until the router publishes
+// them: error if the router then nacks it, else acked, decided by
+// DecoratePublisher's publish (with its error's type as the exception) or
+// else by the message's ack or nack at the next message or scrape
+// (exception type "unknown"). Causes of Reject, Skip and Ack go to
+// WithLogger's logger only. A message already inside a middleware of the
+// same Metrics passes through uncounted (see ErrInstrumentedTwice).
 func (m *Metrics) Middleware(h message.HandlerFunc) message.HandlerFunc {
 	return m.instrument(h, m.cfg.logger)
 }

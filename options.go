@@ -124,8 +124,8 @@ func WithBroker(name string) Option {
 	return func(c *config) { c.broker = &name }
 }
 
-// WithReceivedSizeBuckets sets the upper bounds, in bytes, of the received
-// message size histogram. The default is 2^4, 2^6, ... 2^24.
+// WithReceivedSizeBuckets sets the size histogram's bounds, in bytes
+// (default 2^4, 2^6, ... 2^24).
 func WithReceivedSizeBuckets(buckets []float64) Option {
 	return func(c *config) { c.sizeBuckets = append([]float64(nil), buckets...) }
 }
@@ -169,10 +169,8 @@ func WithMaxExceptionTypes(n int) Option {
 
 // WithDestinations declares topics the application publishes to, so that
 // their series exist at zero before the first publish, which increase()
-// and rate() then see. Every publisher DecoratePublisher wraps gets them,
-// but Watermill's placeholder publisher of consumer-only handlers; a
-// service publishing to several brokers should use
-// WithBrokerDestinations, or each broker shows every topic at zero.
+// and rate() then see, on every publisher DecoratePublisher wraps. A
+// service publishing to several brokers should use WithBrokerDestinations.
 func WithDestinations(topics ...string) Option {
 	return func(c *config) { c.destinations = append(c.destinations, topics...) }
 }
@@ -190,20 +188,17 @@ func WithBrokerDestinations(broker string, topics ...string) Option {
 	}
 }
 
-// WithMaxLabelSets bounds how many label sets a Metrics creates, counted
-// apart for receiving and publishing (default 1000 each): one broker,
-// handler or destination, and custom label values each, however many
-// series and buckets that is. Past the bound, messages are counted in one
-// overflow set per broker whose handler or destination, and WithLabelFunc
-// labels, read "other" (WithLabel values stay), so topics per tenant or a
-// label function returning ids cannot flood Prometheus.
+// WithMaxLabelSets bounds the label sets (a broker, handler or
+// destination and custom values each) a Metrics creates for receiving and
+// for publishing (default 1000 each). Past it, messages count in one
+// overflow set per broker whose handler or destination and WithLabelFunc
+// labels read "other", so ids in topics or labels cannot flood Prometheus.
 func WithMaxLabelSets(n int) Option {
 	return func(c *config) { c.maxLabelSets = n }
 }
 
 // WithExemplars turns exemplars on (the default) or off: the trace id of
-// a message that carries a trace, on the counters and duration
-// histograms it updates.
+// a traced message, on the counters and duration histograms it updates.
 func WithExemplars(on bool) Option {
 	return func(c *config) { c.exemplars = on }
 }
@@ -286,19 +281,17 @@ func WithNativeHistogramBuckets(factor float64, maxBuckets uint32, minReset time
 // WithMessageAge turns the message age families on (off by default): the
 // histogram received_messages_age_seconds and the counters
 // received_messages_age_unknown_total and
-// received_messages_age_clamped_total, with the labels of the receive
-// families. Every decorated publisher then stamps the messages it
-// publishes with PublishedAtKey, a write to their metadata: do not publish
-// one message from two goroutines at once. A message delivered again, or
-// forwarded with its metadata, keeps its first stamp; delete the key from
-// a message you forward to measure each hop on its own.
+// received_messages_age_clamped_total. Decorated publishers then stamp
+// the messages they publish with PublishedAtKey, in their metadata: do not
+// publish one message from two goroutines at once. A message delivered
+// again or forwarded keeps its first stamp; delete the key to measure
+// each hop on its own.
 func WithMessageAge(on bool) Option {
 	return func(c *config) { c.messageAge = on }
 }
 
-// WithMessageAgeBuckets sets the upper bounds, in seconds, of the message
-// age histogram. The default is .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10 30
-// 60 300 900 3600 10800 (5 ms to 3 h).
+// WithMessageAgeBuckets sets the age histogram's bounds, in seconds
+// (default .005 .01 .025 .05 .1 .25 .5 1 2.5 5 10 30 60 300 900 3600 10800).
 func WithMessageAgeBuckets(buckets []float64) Option {
 	return func(c *config) { c.ageBuckets = append([]float64(nil), buckets...) }
 }

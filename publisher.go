@@ -12,16 +12,12 @@ import (
 // DecoratePublisher wraps pub so that every Publish records the three
 // publish families: one duration observation per call, len(messages)
 // published with status success or error, and one exception on error (a
-// panic counts with exception type "panic" and goes on to the caller). On
-// a router's publisher, the publish also decides the status of the
-// message whose handler produced the messages (see Middleware). It is a
-// message.PublisherDecorator, and works as well outside a router.
-//
-// Watermill's placeholder publisher of handlers without one, and a nil
-// publisher, are returned as they are. The broker label comes from the
-// publisher under any decorators (see detect.go for the shapes looked
-// through). A publisher m already decorates is returned as it is, and
-// ErrInstrumentedTwice is reported once.
+// panic counts as "panic" and goes on to the caller). On a router's
+// publisher it also decides the status of the message that produced the
+// messages (see Middleware). Watermill's placeholder publisher of
+// handlers without one, a nil publisher and a publisher m already
+// decorates (ErrInstrumentedTwice) are returned as they are. The broker
+// label comes from the publisher under any decorators (see detect.go).
 func (m *Metrics) DecoratePublisher(pub message.Publisher) (message.Publisher, error) {
 	return m.decoratePublisher(pub, m.cfg.logger)
 }
