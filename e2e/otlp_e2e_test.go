@@ -15,7 +15,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -589,28 +588,7 @@ service:
 		t.Fatal(err)
 	}
 	c := &collector{grpc: fmt.Sprintf("127.0.0.1:%d", grpcPort), log: &lockedBuffer{}}
-	cmd := exec.Command(bin, "--config="+cfgPath)
-	cmd.Stdout, cmd.Stderr = c.log, c.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start collector: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("collector log:\n%s", tail(c.log.String(), 30))
-		}
-	})
+	done := startProcess(t, "collector", exec.Command(bin, "--config="+cfgPath), c.log)
 	err := eventually(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
 		select {
 		case <-done:

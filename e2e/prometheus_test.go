@@ -212,28 +212,7 @@ func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*pr
 		// no-op there: the scrape config turns them on).
 		"--enable-feature=exemplar-storage",
 	)
-	cmd.Stdout = p.log
-	cmd.Stderr = p.log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start prometheus: %v", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("prometheus log:\n%s", tail(p.log.String(), 30))
-		}
-	})
+	done := startProcess(t, "prometheus", cmd, p.log)
 	err = eventually(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
 		select {
 		case <-done:
@@ -254,6 +233,35 @@ func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*pr
 		return nil, err
 	}
 	return p, nil
+}
+
+// startProcess starts cmd with its output in log, and stops it when the
+// test ends (SIGTERM, then SIGKILL after 15 s), showing the end of its
+// log if the test failed. done closes when the process has exited.
+func startProcess(t *testing.T, name string, cmd *exec.Cmd, log *lockedBuffer) (done <-chan struct{}) {
+	t.Helper()
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	exited := make(chan struct{})
+	go func() {
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			t.Logf("%s log:\n%s", name, tail(log.String(), 30))
+		}
+	})
+	return exited
 }
 
 // sample is one series of an instant query result.
