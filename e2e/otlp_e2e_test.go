@@ -161,12 +161,7 @@ func TestOTLPTranslationStrategies(t *testing.T) {
 				t.Parallel()
 				prom := startOTLPPrometheus(t, v, otlpPromOptions{strategy: strategy})
 				demo := startDemoEnv(t, demoOTLPEnv(prom.otlpEndpoint(), "http/protobuf"), "-brokers", "gochannel", "-rate", "25")
-				checkPushedNames(t, prom, strategy)
-				checkPushedJob(t, prom, strategy)
-				checkDashboard(t, loadDashboard(t), prom, []string{"gochannel"})
-				d := loadOwnDashboard(t)
-				checkDashboard(t, d, prom, []string{"gochannel"})
-				checkPanelExemplars(t, d, prom)
+				checkPushedDemo(t, prom, strategy)
 				demo.stop(t)
 			})
 			t.Run("counts", func(t *testing.T) {
@@ -621,12 +616,7 @@ func TestOTLPCollector(t *testing.T) {
 		prom := startOTLPPrometheus(t, v, otlpPromOptions{})
 		col := startCollector(t, bin, prom.otlpEndpoint())
 		demo := startDemoEnv(t, demoOTLPEnv("http://"+col.grpc, "grpc"), "-brokers", "gochannel", "-rate", "25")
-		checkPushedNames(t, prom, "")
-		checkPushedJob(t, prom, "")
-		checkDashboard(t, loadDashboard(t), prom, []string{"gochannel"})
-		d := loadOwnDashboard(t)
-		checkDashboard(t, d, prom, []string{"gochannel"})
-		checkPanelExemplars(t, d, prom)
+		checkPushedDemo(t, prom, "")
 		demo.stop(t)
 	})
 	t.Run("counts", func(t *testing.T) {
@@ -981,4 +971,17 @@ func TestOTLPRecipe(t *testing.T) {
 		t.Fatal("the recipe did not exit within 20 s of Ctrl-C")
 	}
 	t.Logf("Prometheus %s: the recipe of docs/otlp.md, configured by OTEL_* alone, pushed its message: %s = 1; 22130's app_name and handler variables find it", prom.version, acked)
+}
+
+// checkPushedDemo checks what the pushed GoChannel demo stored under
+// strategy ("" for the default): FastStream's names, job and instance,
+// every query of 22130 and of our dashboard, and our exemplar panels.
+func checkPushedDemo(t *testing.T, prom *promServer, strategy string) {
+	t.Helper()
+	checkPushedNames(t, prom, strategy)
+	checkPushedJob(t, prom, strategy)
+	checkDashboard(t, loadDashboard(t), prom, []string{"gochannel"})
+	d := loadOwnDashboard(t)
+	checkDashboard(t, d, prom, []string{"gochannel"})
+	checkPanelExemplars(t, d, prom)
 }
