@@ -291,6 +291,22 @@ func checkBucketPanelsBlank(t *testing.T, d *dashboard, prom *promServer) {
 // and 10 of 10,000.
 var sizeObservations = map[int]int{100: 40, 1000: 50, 10000: 10}
 
+// handleKnownSizes sends messages of sizeObservations through m's
+// middleware and returns how many.
+func handleKnownSizes(t *testing.T, m *wmprom.Metrics) (total int) {
+	t.Helper()
+	h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
+	for size, n := range sizeObservations {
+		for range n {
+			if _, err := h(message.NewMessage("m", make([]byte, size))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		total += n
+	}
+	return total
+}
+
 // checkKnownQuantiles sends messages of known sizes through wmprom with
 // native histograms alongside classic, scrapes them with a Prometheus 3
 // that stores both, and compares each quantile from the native series and
@@ -305,16 +321,7 @@ func checkKnownQuantiles(t *testing.T, v prometheusVersion) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
-	total := 0
-	for size, n := range sizeObservations {
-		for range n {
-			if _, err := h(message.NewMessage("m", make([]byte, size))); err != nil {
-				t.Fatal(err)
-			}
-		}
-		total += n
-	}
+	total := handleKnownSizes(t, m)
 	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{EnableOpenMetrics: true}))
 	t.Cleanup(srv.Close)
 	prom := startPrometheusWith(t, v, nativeScrape, strings.TrimPrefix(srv.URL, "http://"))

@@ -102,24 +102,7 @@ func startOTLPPrometheus(t *testing.T, v prometheusVersion, opts otlpPromOptions
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// launchPrometheus gives every test Prometheus the same flags; the OTLP
-	// receiver's, which Prometheus 2.42 does not know, comes from a wrapper.
-	wrapper := filepath.Join(dir, "prometheus-otlp")
-	script := fmt.Sprintf("#!/bin/sh\nexec %q --web.enable-otlp-receiver \"$@\"\n", v.bin)
-	if err := os.WriteFile(wrapper, []byte(script), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var lastErr error
-	for attempt := range 3 {
-		p, err := launchPrometheus(t, wrapper, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t))
-		if err == nil {
-			p.version = v.version
-			return p
-		}
-		lastErr = err
-	}
-	t.Fatalf("prometheus with the OTLP receiver not ready: %v", lastErr)
-	return nil
+	return runPrometheus(t, v, cfgPath, dir, "--web.enable-otlp-receiver")
 }
 
 // otlpEndpoint is the base URL of Prometheus's OTLP receiver, as
@@ -840,16 +823,7 @@ func TestOTLPExemplarsAndNative(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			h := m.Middleware(func(*message.Message) ([]*message.Message, error) { return nil, nil })
-			total := 0
-			for size, n := range sizeObservations {
-				for range n {
-					if _, err := h(message.NewMessage("m", make([]byte, size))); err != nil {
-						t.Fatal(err)
-					}
-				}
-				total += n
-			}
+			total := handleKnownSizes(t, m)
 			if err := pushOnce(httpExporter(t, prom.otlpEndpoint()+"/v1/metrics"), otlp.TraceIDGatherer(reg), "native"); err != nil {
 				t.Fatalf("push: %v", err)
 			}

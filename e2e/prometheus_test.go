@@ -178,32 +178,39 @@ scrape_configs:
 	if err := os.WriteFile(cfgPath, []byte(b.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return runPrometheus(t, v, cfgPath, dir)
+}
+
+// runPrometheus runs Prometheus v with the configuration at cfgPath, its
+// data under dir, and the flags extra besides launchPrometheus' own.
+func runPrometheus(t *testing.T, v prometheusVersion, cfgPath, dir string, extra ...string) *promServer {
+	t.Helper()
 	// The free port may be taken again before Prometheus binds it (any
 	// outgoing connection can borrow it): try a few.
 	var lastErr error
 	for attempt := range 3 {
-		p, err := launchPrometheus(t, v.bin, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t))
+		p, err := launchPrometheus(t, v.bin, cfgPath, filepath.Join(dir, fmt.Sprint("data", attempt)), freePort(t), extra...)
 		if err == nil {
 			p.version = v.version
 			return p
 		}
 		lastErr = err
 	}
-	t.Fatalf("prometheus not ready: %v", lastErr)
+	t.Fatalf("prometheus %s not ready: %v", v.version, lastErr)
 	return nil
 }
 
 // launchPrometheus starts Prometheus on port and waits until it is ready.
-func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*promServer, error) {
+func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int, extra ...string) (*promServer, error) {
 	p := &promServer{base: fmt.Sprintf("http://127.0.0.1:%d", port), log: &lockedBuffer{}}
 	client, err := api.NewClient(api.Config{Address: p.base})
 	if err != nil {
 		t.Fatalf("prometheus API client: %v", err)
 	}
 	p.api = v1.NewAPI(client)
-	cmd := exec.Command(bin,
-		"--config.file="+cfgPath,
-		"--storage.tsdb.path="+dataDir,
+	cmd := exec.Command(bin, append([]string{
+		"--config.file=" + cfgPath,
+		"--storage.tsdb.path=" + dataDir,
 		fmt.Sprintf("--web.listen-address=127.0.0.1:%d", port),
 		"--log.level=warn",
 		// As in the compose stack: keep the exemplars the OpenMetrics
@@ -211,7 +218,7 @@ func launchPrometheus(t *testing.T, bin, cfgPath, dataDir string, port int) (*pr
 		// flag in Prometheus 3 (native-histograms, by contrast, became a
 		// no-op there: the scrape config turns them on).
 		"--enable-feature=exemplar-storage",
-	)
+	}, extra...)...)
 	done := startProcess(t, "prometheus", cmd, p.log)
 	err = eventually(context.Background(), 30*time.Second, 100*time.Millisecond, func() error {
 		select {
